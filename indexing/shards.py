@@ -1,0 +1,153 @@
+"""Encoded corpus on disk: numbered shards of CSR matrices plus a manifest, resumable shard by shard.
+
+Layout of an encoded folder:
+  manifest.json       model, vocabulary size and hash, max length, shard size, the shards done, complete flag
+  vocab.json          token strings in id order (the Lucene export spells terms with them)
+  shard-00000.npz     data, indices, indptr (CSR float32 over the vocabulary) and the shard's doc ids
+
+A shard is written atomically and only then recorded in the manifest, so a killed run resumes at the first
+missing shard and produces the same files as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import scipy.sparse as sp
+
+from indexing.files import atomic_path, read_json, write_json, write_text
+
+FORMAT = "splade-encoded"
+FORMAT_VERSION = 1
+
+
+def encode_corpus(
+    encoder,
+    docs: Iterable[tuple[str, str]],
+    output_dir: str | Path,
+    shard_size: int = 2000,
+    total: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Encode (doc id, text) pairs into shards under output_dir; returns the final manifest.
+
+    `encoder` is an `indexing.encoder.SpladeEncoder` (anything with encode_documents and describe()).
+    """
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    info = encoder.describe()
+    manifest = _start_or_resume(out, info, shard_size)
+    if manifest["complete"]:
+        return manifest
+    done_docs = sum(s["num_docs"] for s in manifest["shards"])
+    write_text(out / "vocab.json", json.dumps(encoder.vocab, ensure_ascii=False))
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=done_docs, desc="encoding corpus", unit="doc", disable=not progress)
+    started, encoded = time.perf_counter(), 0
+    remaining = itertools.islice(iter(docs), done_docs, None)
+    while True:
+        chunk = list(itertools.islice(remaining, shard_size))
+        if not chunk:
+            break
+        ids = [doc_id for doc_id, _ in chunk]
+        matrix = encoder.encode_documents([text for _, text in chunk])
+        number = len(manifest["shards"])
+        name = f"shard-{number:05d}.npz"
+        save_shard(out / name, ids, matrix)
+        manifest["shards"].append({"file": name, "num_docs": len(ids), "nnz": int(matrix.nnz)})
+        write_json(out / "manifest.json", manifest)
+        encoded += len(ids)
+        bar.update(len(ids))
+    bar.close()
+    manifest["complete"] = True
+    manifest["num_docs"] = sum(s["num_docs"] for s in manifest["shards"])
+    write_json(out / "manifest.json", manifest)
+    seconds = time.perf_counter() - started
+    if progress and encoded:
+        nnz = sum(s["nnz"] for s in manifest["shards"])
+        print(
+            f"encoded {encoded:,} documents in {seconds:.1f} s ({encoded / seconds:.1f} docs/s); "
+            f"{manifest['num_docs']:,} in {out}, {nnz / max(manifest['num_docs'], 1):.1f} non-zeros per document"
+        )
+    return manifest
+
+
+def _start_or_resume(out: Path, info: dict, shard_size: int) -> dict:
+    path = out / "manifest.json"
+    if not path.exists():
+        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **info, "shard_size": shard_size, "shards": [], "complete": False}
+        write_json(path, manifest)
+        return manifest
+    manifest = read_json(path)
+    check_format(manifest, path)
+    for key in ("vocab_hash", "vocab_size", "doc_max_length", "model"):
+        if manifest.get(key) != info.get(key):
+            raise ValueError(
+                f"{path}: this folder was encoded with {key}={manifest.get(key)!r}, not {info.get(key)!r}; "
+                f"use another --output folder or delete this one"
+            )
+    if manifest["shard_size"] != shard_size:
+        raise ValueError(f"{path}: shard size {manifest['shard_size']} differs from {shard_size}; resume with the same one")
+    return manifest
+
+
+def check_format(manifest: dict, path: Path) -> None:
+    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: format {manifest.get('format')!r} version {manifest.get('format_version')!r}, "
+            f"expected {FORMAT!r} version {FORMAT_VERSION}"
+        )
+
+
+def save_shard(path: Path, ids: list[str], matrix: sp.csr_matrix) -> None:
+    matrix = sp.csr_matrix(matrix, dtype=np.float32)
+    matrix.sort_indices()
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, data=matrix.data, indices=matrix.indices.astype(np.int32), indptr=matrix.indptr.astype(np.int64),
+                     shape=np.asarray(matrix.shape, dtype=np.int64), ids=np.asarray(ids, dtype=str))
+
+
+def load_shard(path: Path) -> tuple[list[str], sp.csr_matrix]:
+    with np.load(path) as z:
+        shape = tuple(int(x) for x in z["shape"])
+        matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
+        return z["ids"].tolist(), matrix
+
+
+def open_encoded(folder: str | Path) -> dict:
+    """The manifest of a complete encoded folder, or a clear error."""
+    folder = Path(folder)
+    path = folder / "manifest.json"
+    manifest = read_json(path, what="encoded-corpus manifest")
+    check_format(manifest, path)
+    if not manifest.get("complete"):
+        raise ValueError(f"{folder}: encoding stopped after {len(manifest['shards'])} shards; run `splade encode` again to finish it")
+    return manifest
+
+
+def iter_shards(folder: str | Path) -> Iterator[tuple[list[str], sp.csr_matrix]]:
+    folder = Path(folder)
+    for shard in open_encoded(folder)["shards"]:
+        yield load_shard(folder / shard["file"])
+
+
+def read_encoded(folder: str | Path) -> tuple[list[str], sp.csr_matrix]:
+    """All doc ids and one CSR matrix (float32) for the whole encoded corpus."""
+    ids, parts = [], []
+    for shard_ids, matrix in iter_shards(folder):
+        ids.extend(shard_ids)
+        parts.append(matrix)
+    if not parts:
+        raise ValueError(f"{folder}: the encoded corpus holds no documents")
+    return ids, sp.vstack(parts, format="csr")
+
+
+def read_vocab(folder: str | Path) -> list[str]:
+    return json.loads((Path(folder) / "vocab.json").read_text(encoding="utf-8"))

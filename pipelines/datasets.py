@@ -1,0 +1,170 @@
+"""One resolver for dataset names: a local dataset folder, the embedded demo collection, or an ir_datasets id.
+
+Everything downstream reads the dataset-folder layout of DESIGN.md (corpus.jsonl, queries.tsv, qrels.txt), so an
+ir_datasets id is exported once into that layout under the cache folder and then read like any local folder.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from indexing.encoder import document_text
+from indexing.files import atomic_path
+from pipelines.models import cache_dir
+
+DEMO = Path(__file__).parent / "demo_collection"
+
+# ir_datasets ids the project knows how to use; any other valid ir_datasets id also works.
+KNOWN_IR_DATASETS = {
+    "msmarco-passage/dev/small": "MS MARCO passage dev (small): 6,980 queries, MRR@10 and R@1k",
+    "msmarco-passage/trec-dl-2019/judged": "TREC DL 2019 passage, judged queries: NDCG@10 and R@1k (rel >= 2)",
+    "msmarco-passage/trec-dl-2020/judged": "TREC DL 2020 passage, judged queries: NDCG@10 and R@1k (rel >= 2)",
+    "beir/<name>": "a BEIR collection's test split (beir/scifact, beir/nfcorpus, ...): NDCG@10",
+}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset folder: the files are the contract; `name` is what the user typed."""
+
+    name: str
+    folder: Path
+
+    @property
+    def corpus_path(self) -> Path:
+        return self.folder / "corpus.jsonl"
+
+    @property
+    def queries_path(self) -> Path:
+        return self.folder / "queries.tsv"
+
+    @property
+    def qrels_path(self) -> Path:
+        return self.folder / "qrels.txt"
+
+    def corpus(self) -> Iterator[tuple[str, str]]:
+        """(doc id, text shown to the model) in file order; titles are joined to the text."""
+        for doc in read_corpus(self.corpus_path):
+            yield doc["id"], document_text(doc.get("title"), doc["text"])
+
+    def queries(self) -> list[tuple[str, str]]:
+        return read_queries(self.queries_path)
+
+    def count_documents(self) -> int:
+        with open(self.corpus_path, "rb") as f:
+            return sum(1 for line in f if line.strip())
+
+    def slug(self) -> str:
+        return slugify(self.name)
+
+
+def slugify(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(name).strip("./")).strip("-") or "dataset"
+
+
+def resolve_dataset(name: str | Path) -> Dataset:
+    text = str(name)
+    if text == "demo":
+        return Dataset("demo", DEMO)
+    path = Path(text).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ValueError(f"{path}: a dataset is a folder with corpus.jsonl, queries.tsv and qrels.txt")
+        if not any((path / f).exists() for f in ("corpus.jsonl", "queries.tsv", "qrels.txt")):
+            raise ValueError(f"{path}: no corpus.jsonl, queries.tsv or qrels.txt in this folder")
+        return Dataset(text, path)
+    return _from_ir_datasets(text)
+
+
+def _from_ir_datasets(name: str) -> Dataset:
+    import ir_datasets
+
+    try:
+        ds = ir_datasets.load(name)
+    except KeyError:
+        raise ValueError(
+            f"unknown dataset {name!r}: expected a local folder (corpus.jsonl, queries.tsv, qrels.txt), 'demo', "
+            f"or an ir_datasets id such as {', '.join(k for k in KNOWN_IR_DATASETS)}"
+        ) from None
+    folder = cache_dir() / "datasets" / slugify(name)
+    try:
+        _export(ds, folder)
+    except Exception as e:
+        if isinstance(e, (ValueError, KeyboardInterrupt)):
+            raise
+        raise RuntimeError(
+            f"dataset {name!r}: ir_datasets could not fetch it ({type(e).__name__}: {str(e)[:200]}). It needs the "
+            f"network. Offline, point --dataset at a local folder with corpus.jsonl, queries.tsv and qrels.txt "
+            f"(for example ../shared/data/trec-dl-2019 or ../shared/data/beir-scifact)."
+        ) from None
+    return Dataset(name, folder)
+
+
+def _export(ds, folder: Path) -> None:
+    """Write the dataset-folder layout once; each file is written atomically, so an interrupted export resumes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if ds.has_queries() and not (folder / "queries.tsv").exists():
+        with atomic_path(folder / "queries.tsv") as tmp, open(tmp, "w", encoding="utf-8") as f:
+            for q in ds.queries_iter():
+                f.write(f"{q.query_id}\t{' '.join(q.text.split())}\n")
+    if ds.has_qrels() and not (folder / "qrels.txt").exists():
+        with atomic_path(folder / "qrels.txt") as tmp, open(tmp, "w", encoding="utf-8") as f:
+            for r in ds.qrels_iter():
+                f.write(f"{r.query_id} 0 {r.doc_id} {r.relevance}\n")
+    if ds.has_docs() and not (folder / "corpus.jsonl").exists():
+        from tqdm.auto import tqdm
+
+        with atomic_path(folder / "corpus.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:
+            for d in tqdm(ds.docs_iter(), total=ds.docs_count(), desc="exporting corpus", unit="doc"):
+                doc = {"id": d.doc_id, "title": getattr(d, "title", "") or "", "text": d.text}
+                f.write(json.dumps(doc, ensure_ascii=False) + "\n")
+
+
+def read_corpus(path: str | Path) -> Iterator[dict]:
+    """Documents of a corpus.jsonl; a malformed line stops with its file and line number."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no corpus here (expected corpus.jsonl, one JSON object per line)")
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                doc = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}, line {lineno}: not valid JSON ({e.msg}); expected {{\"id\", \"title\"?, \"text\"}}") from None
+            if not isinstance(doc, dict) or "id" not in doc or not isinstance(doc.get("text"), str):
+                raise ValueError(f"{path}, line {lineno}: expected a JSON object with \"id\" and a string \"text\"")
+            doc_id = str(doc["id"])
+            if not doc_id or any(c.isspace() for c in doc_id):
+                raise ValueError(f"{path}, line {lineno}: document id {doc_id!r} is empty or has whitespace (TREC runs cannot hold it)")
+            doc["id"] = doc_id
+            yield doc
+
+
+def read_queries(path: str | Path) -> list[tuple[str, str]]:
+    """(qid, text) pairs of a queries.tsv; a malformed or empty line stops with its file and line number."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no queries here (expected queries.tsv: qid<TAB>text per line)")
+    queries, seen = [], set()
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            qid, sep, text = line.partition("\t")
+            if not sep:
+                raise ValueError(f"{path}, line {lineno}: expected qid<TAB>text, found no tab")
+            if not qid.strip() or any(c.isspace() for c in qid):
+                raise ValueError(f"{path}, line {lineno}: query id {qid!r} is empty or has whitespace")
+            if not text.strip():
+                raise ValueError(f"{path}, line {lineno}: query {qid!r} is empty")
+            if qid in seen:
+                raise ValueError(f"{path}, line {lineno}: query id {qid!r} appears twice")
+            seen.add(qid)
+            queries.append((qid, text.strip()))
+    return queries
