@@ -18,7 +18,11 @@ help:
 	@echo "make test     the test suite"
 	@echo "make index    encode DATASET with MODEL and build its index (BACKEND=numba|lucene)"
 	@echo "make train    train a preset (PRESET=A..F) or fine-tune MODEL on DATASET"
-	@echo "make eval-msmarco / eval-trec / eval-beir / ensemble   evaluation targets"
+	@echo "make retrieve run the queries of DATASET against the index of MODEL (BACKEND=numba|lucene)"
+	@echo "make eval-msmarco / eval-trec / eval-beir   retrieve where the run is missing, then score (MODEL=, DATASET=, INDEX=)"
+	@echo "make ensemble MODELS=\"B E F\"   fuse the runs of several models (normalised per query, summed)"
+	@echo "make flops    FLOPS and mean non-zeros of MS MARCO dev queries against MODEL's index"
+	@echo "make results-table   every metrics.json under outputs/eval into results.md, .csv and .png"
 	@echo "make bench    speed benchmark of the index against its peers (long)"
 
 $(STAMP): pyproject.toml

@@ -28,22 +28,33 @@ KNOWN_IR_DATASETS = {
 
 @dataclass(frozen=True)
 class Dataset:
-    """A dataset folder: the files are the contract; `name` is what the user typed."""
+    """A dataset folder: the files are the contract; `name` is what the user typed.
+
+    For an ir_datasets id, each file is exported on first use only, so evaluating MS MARCO dev needs its queries
+    and qrels, not the 8.8M-passage corpus.
+    """
 
     name: str
     folder: Path
+    ir_dataset: object | None = None
+
+    def _file(self, name: str) -> Path:
+        path = self.folder / name
+        if self.ir_dataset is not None and not path.exists():
+            _export(self.name, self.ir_dataset, self.folder, name)
+        return path
 
     @property
     def corpus_path(self) -> Path:
-        return self.folder / "corpus.jsonl"
+        return self._file("corpus.jsonl")
 
     @property
     def queries_path(self) -> Path:
-        return self.folder / "queries.tsv"
+        return self._file("queries.tsv")
 
     @property
     def qrels_path(self) -> Path:
-        return self.folder / "qrels.txt"
+        return self._file("qrels.txt")
 
     def corpus(self) -> Iterator[tuple[str, str]]:
         """(doc id, text shown to the model) in file order; titles are joined to the text."""
@@ -89,38 +100,42 @@ def _from_ir_datasets(name: str) -> Dataset:
             f"unknown dataset {name!r}: expected a local folder (corpus.jsonl, queries.tsv, qrels.txt), 'demo', "
             f"or an ir_datasets id such as {', '.join(k for k in KNOWN_IR_DATASETS)}"
         ) from None
-    folder = cache_dir() / "datasets" / slugify(name)
-    try:
-        _export(ds, folder)
-    except Exception as e:
-        if isinstance(e, (ValueError, KeyboardInterrupt)):
-            raise
-        raise RuntimeError(
-            f"dataset {name!r}: ir_datasets could not fetch it ({type(e).__name__}: {str(e)[:200]}). It needs the "
-            f"network. Offline, point --dataset at a local folder with corpus.jsonl, queries.tsv and qrels.txt "
-            f"(for example ../shared/data/trec-dl-2019 or ../shared/data/beir-scifact)."
-        ) from None
-    return Dataset(name, folder)
+    return Dataset(name, cache_dir() / "datasets" / slugify(name), ds)
 
 
-def _export(ds, folder: Path) -> None:
-    """Write the dataset-folder layout once; each file is written atomically, so an interrupted export resumes."""
+def _export(name: str, ds, folder: Path, file: str) -> None:
+    """Write one file of the dataset-folder layout, atomically (an interrupted export starts that file again)."""
     folder.mkdir(parents=True, exist_ok=True)
-    if ds.has_queries() and not (folder / "queries.tsv").exists():
-        with atomic_path(folder / "queries.tsv") as tmp, open(tmp, "w", encoding="utf-8") as f:
-            for q in ds.queries_iter():
-                f.write(f"{q.query_id}\t{' '.join(q.text.split())}\n")
-    if ds.has_qrels() and not (folder / "qrels.txt").exists():
-        with atomic_path(folder / "qrels.txt") as tmp, open(tmp, "w", encoding="utf-8") as f:
-            for r in ds.qrels_iter():
-                f.write(f"{r.query_id} 0 {r.doc_id} {r.relevance}\n")
-    if ds.has_docs() and not (folder / "corpus.jsonl").exists():
-        from tqdm.auto import tqdm
+    has = {"queries.tsv": ds.has_queries, "qrels.txt": ds.has_qrels, "corpus.jsonl": ds.has_docs}[file]
+    if not has():
+        raise ValueError(f"dataset {name!r} has no {file.split('.')[0]} in ir_datasets")
+    try:
+        with atomic_path(folder / file) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            if file == "queries.tsv":
+                for q in ds.queries_iter():
+                    f.write(f"{q.query_id}\t{' '.join(_query_text(q).split())}\n")
+            elif file == "qrels.txt":
+                for r in ds.qrels_iter():
+                    f.write(f"{r.query_id} 0 {r.doc_id} {r.relevance}\n")
+            else:
+                from tqdm.auto import tqdm
 
-        with atomic_path(folder / "corpus.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:
-            for d in tqdm(ds.docs_iter(), total=ds.docs_count(), desc="exporting corpus", unit="doc"):
-                doc = {"id": d.doc_id, "title": getattr(d, "title", "") or "", "text": d.text}
-                f.write(json.dumps(doc, ensure_ascii=False) + "\n")
+                for d in tqdm(ds.docs_iter(), total=ds.docs_count(), desc=f"exporting {name} corpus", unit="doc"):
+                    doc = {"id": d.doc_id, "title": getattr(d, "title", "") or "", "text": d.text}
+                    f.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    except (ValueError, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        raise RuntimeError(
+            f"dataset {name!r}: ir_datasets could not fetch its {file.split('.')[0]} ({type(e).__name__}: "
+            f"{str(e)[:200]}). It needs the network. Offline, point --dataset at a local folder with corpus.jsonl, "
+            f"queries.tsv and qrels.txt (for example ../shared/data/trec-dl-2019 or ../shared/data/beir-scifact)."
+        ) from None
+
+
+def _query_text(query) -> str:
+    """BEIR queries are `text`; TREC-style ones may only have `title`."""
+    return getattr(query, "text", None) or getattr(query, "title", "")
 
 
 def read_corpus(path: str | Path) -> Iterator[dict]:

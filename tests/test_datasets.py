@@ -79,5 +79,7 @@ def test_ir_datasets_offline_says_what_to_do(tmp_path, monkeypatch):
 
     monkeypatch.setenv("SPLADE_CACHE", str(tmp_path / "cache"))
     ir_datasets.registry.register("splade-test/offline", ir_datasets.Dataset(TsvQueries(Offline())))
-    with pytest.raises(RuntimeError, match="'splade-test/offline'.*needs the network.*local folder"):
-        resolve_dataset("splade-test/offline")
+    dataset = resolve_dataset("splade-test/offline")  # nothing is fetched until a file is needed
+    with pytest.raises(RuntimeError, match="'splade-test/offline'.*queries.*needs the network.*local folder"):
+        dataset.queries()
+    assert not (tmp_path / "cache" / "datasets" / "splade-test-offline" / "queries.tsv").exists()
