@@ -24,14 +24,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from indexing.files import read_json
-from indexing.impact_index import quantize
+from indexing.impact_index import QuantizedIndex
 from indexing.lucene import FORMAT, FORMAT_VERSION, LUCENE_DIR, directory_size, lucene_terms
 
 FLOAT_EXACT = 2**24  # Lucene scores are float32: integer sums are exact below this
 
 
-class LuceneImpactIndex:
+class LuceneImpactIndex(QuantizedIndex):
     """A Lucene impact index folder built by `indexing.lucene.build_lucene_index`, opened for search."""
+
+    kind = "Lucene index"
 
     def __init__(self, path: Path, manifest: dict, doc_ids: list[str], vocab: list[str]):
         from indexing.java import start_jvm
@@ -71,14 +73,6 @@ class LuceneImpactIndex:
             raise ValueError(f"{path}: doc_ids.txt or vocab.json do not match the manifest (a partial copy?); rebuild the index")
         return cls(path, manifest, doc_ids, vocab)
 
-    @property
-    def num_docs(self) -> int:
-        return int(self.manifest["num_docs"])
-
-    @property
-    def scale(self) -> float:
-        return float(self.manifest["scale"])
-
     def vocab(self) -> list[str]:
         return list(self._vocab)
 
@@ -98,22 +92,6 @@ class LuceneImpactIndex:
                 freqs[term_ids[term.term]] = term.df
             self._doc_freqs = freqs
         return self._doc_freqs
-
-    def check_vocabulary(self, vocab_hash: str, vocab_size: int, what: str = "the query encoder") -> None:
-        if vocab_hash != self.manifest["vocab_hash"] or vocab_size != self.manifest["vocab_size"]:
-            raise ValueError(
-                f"{self.path}: this Lucene index was built for vocabulary {self.manifest['vocab_hash']} "
-                f"({self.manifest['vocab_size']} terms, model {self.manifest['model']}), but {what} uses "
-                f"{vocab_hash} ({vocab_size} terms): encode queries with the index's model"
-            )
-
-    def quantize_queries(self, queries: sp.csr_matrix) -> sp.csr_matrix:
-        """The numba index's query quantisation: the index's scale, no bit limit, zeros dropped."""
-        if queries.shape[1] != self.manifest["vocab_size"]:
-            raise ValueError(f"queries have {queries.shape[1]} dimensions, the index {self.path} {self.manifest['vocab_size']}")
-        q = quantize(sp.csr_matrix(queries), self.scale, None)
-        q.sort_indices()
-        return q
 
     def search(self, queries: sp.csr_matrix, k: int = 1000, quantized: bool = False,
                threads: int | None = None) -> list[list[tuple[str, float]]]:

@@ -1,0 +1,1 @@
+"""Speed benchmark of the impact index against its peers (`make bench`); never imported by the pipeline."""

@@ -1,0 +1,190 @@
+"""Block-max pruned search returns exactly what scoring every posting returns; its approximate mode degrades
+monotonically with its one knob; old index folders are refused with a clear message."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from indexing.impact_index import FORMAT_VERSION, ImpactIndex, build_index_from_matrix
+
+
+def brute_force(docs: sp.csr_matrix, queries: sp.csr_matrix, k: int):
+    """Reference in plain numpy: all dot products, positive scores only, score descending then doc ascending."""
+    scores = (sp.csr_matrix(queries, dtype=np.int64) @ sp.csr_matrix(docs, dtype=np.int64).T).toarray()
+    out = []
+    for row in scores:
+        hit = np.flatnonzero(row > 0)
+        order = np.lexsort((hit, -row[hit]))[:k]
+        out.append((hit[order], row[hit][order]))
+    return out
+
+
+def topical_collection(seed: int, num_docs: int = 3000, vocab: int = 400, num_queries: int = 40):
+    """Documents around latent topics (topic terms weigh 4..6, background terms 1..2): skewed scores, as in real
+    SPLADE, and small integers, so that exact ties are frequent."""
+    rng = np.random.default_rng(seed)
+    topics = [rng.choice(vocab, size=25, replace=False) for _ in range(30)]
+    popular = 1.0 / np.arange(1, vocab + 1)
+    popular /= popular.sum()
+
+    def draw(n, lo, hi, max_weight):
+        rows = []
+        for _ in range(n):
+            topic = topics[rng.integers(len(topics))]
+            background = rng.choice(vocab, size=rng.integers(lo, hi), p=popular)
+            weights = {int(t): int(rng.integers(1, 3)) for t in background}
+            for t in rng.choice(topic, size=rng.integers(lo, hi)):
+                weights[int(t)] = int(rng.integers(max_weight, max_weight + 3))
+            terms = np.array(sorted(weights))
+            rows.append((terms, np.array([weights[t] for t in terms])))
+        indptr = np.cumsum([0] + [t.size for t, _ in rows])
+        return sp.csr_matrix((np.concatenate([w for _, w in rows]).astype(np.float32),
+                              np.concatenate([t for t, _ in rows]), indptr), shape=(n, vocab))
+
+    return draw(num_docs, 5, 30, 4), draw(num_queries, 2, 8, 2)
+
+
+@pytest.fixture(scope="module")
+def random_indexes(tmp_path_factory):
+    docs, queries = topical_collection(7)
+    out = {}
+    for reorder in ("top-terms", "none"):
+        folder = tmp_path_factory.mktemp(f"random-{reorder}") / "index"
+        out[reorder] = build_index_from_matrix(docs, [f"d{i}" for i in range(docs.shape[0])], folder, None,
+                                               {"model": "random"}, scale=1.0, block_size=16, reorder=reorder,
+                                               progress=False)
+    return docs, queries, out
+
+
+def assert_same(found, expected):
+    docs, scores, counts = found
+    for i, (exp_docs, exp_scores) in enumerate(expected):
+        assert counts[i] == len(exp_docs), f"query {i}: {counts[i]} results, expected {len(exp_docs)}"
+        np.testing.assert_array_equal(scores[i, : counts[i]], exp_scores, err_msg=f"query {i} scores")
+        np.testing.assert_array_equal(docs[i, : counts[i]], exp_docs, err_msg=f"query {i} documents (tie order)")
+
+
+@pytest.mark.parametrize("reorder", ["top-terms", "none"])
+@pytest.mark.parametrize("k", [10, 1000])
+def test_pruned_equals_brute_force_on_random_collection(random_indexes, reorder, k):
+    docs, queries, indexes = random_indexes
+    index = indexes[reorder]
+    expected = brute_force(docs, queries, k)
+    assert any(len(e[0]) == k for e in expected)  # the cut at k falls inside the matching documents
+    assert_same(index.search_arrays(queries, k, quantized=True, threads=2), expected)  # batch over two threads
+    assert_same(index.search_arrays(queries, k, quantized=True, method="exhaustive"), expected)
+    for i in range(queries.shape[0]):  # one query at a time, on the calling thread
+        d, s, c = index.search_arrays(queries[i], k, quantized=True, threads=1)
+        assert_same((d, s, c), expected[i : i + 1])
+
+
+def test_pruning_skips_work_and_ties_are_frequent(random_indexes):
+    docs, queries, indexes = random_indexes
+    index = indexes["top-terms"]
+    pruned, exhaustive = np.zeros(3, np.int64), np.zeros(3, np.int64)
+    index.search_arrays(queries, 10, quantized=True, threads=1, stats=pruned)
+    touched = sum(int(index.offsets[t + 1] - index.offsets[t]) for t in queries.indices)
+    assert pruned[1] < 0.7 * touched, f"pruned search scored {pruned[1]} of {touched} postings"
+    _, scores, counts = index.search_arrays(queries, 10, quantized=True)
+    assert any(len(set(scores[i, : counts[i]])) < counts[i] for i in range(len(counts)))  # ties are exercised
+
+
+@pytest.mark.parametrize("k", [10, 1000])
+def test_pruned_equals_brute_force_on_cranfield(cranfield_index, cranfield_encoded, cranfield_queries, k):
+    from indexing.impact_index import quantize
+    from indexing.shards import read_encoded
+
+    _, matrix = cranfield_queries
+    index = cranfield_index
+    _, encoded = read_encoded(cranfield_encoded)
+    docs = quantize(encoded, index.scale, index.manifest["bits"])
+    q = index.quantize_queries(matrix)
+    expected = brute_force(docs, q, k)
+    assert_same(index.search_arrays(q, k, quantized=True), expected)
+    assert_same(index.search_arrays(q[:20], k, quantized=True, threads=1), expected[:20])
+    hits = index.search(matrix[:3], k)  # the public API: external ids, float scores
+    assert [h[0] for h in hits[0]] == [index.doc_ids[d] for d in expected[0][0]]
+
+
+def test_approximate_overlap_is_monotone_in_alpha(cranfield_index, cranfield_queries):
+    _, matrix = cranfield_queries
+    index = cranfield_index
+    exact_docs, exact_scores, exact_counts = index.search_arrays(matrix, 10)
+    overlaps, scored = [], []
+    for alpha in (0.2, 0.4, 0.6, 0.8, 0.9, 1.0):
+        stats = np.zeros(3, np.int64)
+        docs, scores, counts = index.search_arrays(matrix, 10, alpha=alpha, stats=stats)
+        overlap = np.mean([len(set(docs[i, : counts[i]]) & set(exact_docs[i, : exact_counts[i]])) / max(1, exact_counts[i])
+                           for i in range(len(counts))])
+        # Approximate results are real documents with their true scores, never worse than the exact k-th.
+        assert (scores[:, 0] <= exact_scores[:, 0]).all()
+        overlaps.append(overlap)
+        scored.append(stats[1])
+    print("top-10 overlap at alpha 0.2 .. 1.0:", [round(o, 3) for o in overlaps])
+    assert overlaps == sorted(overlaps), overlaps
+    assert scored == sorted(scored), scored
+    assert overlaps[-1] == 1.0 and overlaps[0] < 1.0
+
+
+def test_alpha_out_of_range_is_refused(cranfield_index, cranfield_queries):
+    with pytest.raises(ValueError, match="alpha"):
+        cranfield_index.search_arrays(cranfield_queries[1][:1], 10, alpha=0.0)
+    with pytest.raises(ValueError, match="method"):
+        cranfield_index.search_arrays(cranfield_queries[1][:1], 10, method="wand")
+
+
+def test_old_format_version_is_refused(random_indexes, tmp_path):
+    import shutil
+
+    _, _, indexes = random_indexes
+    copy = tmp_path / "old"
+    shutil.copytree(indexes["none"].path, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["format_version"] = FORMAT_VERSION - 1
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=f"version {FORMAT_VERSION - 1}.*rebuild"):
+        ImpactIndex.load(copy)
+
+
+def test_block_size_must_fit_a_byte(tmp_path):
+    docs, _ = topical_collection(1, num_docs=50, num_queries=1)
+    with pytest.raises(ValueError, match="block size"):
+        build_index_from_matrix(docs, [str(i) for i in range(50)], tmp_path / "i", None, {}, scale=1.0, block_size=300,
+                                progress=False)
+
+
+def test_entry_lookup_matches_searchsorted():
+    """The interpolation + gallop lookup of a block among a term's blocks, against numpy on random lists."""
+    from indexing.kernels import _find_entry
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n_blocks = int(rng.integers(1, 300))
+        blocks = np.sort(rng.choice(n_blocks, size=int(rng.integers(0, n_blocks + 1)), replace=False)).astype(np.uint16)
+        pad = int(rng.integers(0, 5))  # other terms' entries around this one's
+        arr = np.concatenate([np.full(pad, 7, np.uint16), blocks, np.full(3, 2, np.uint16)])
+        present = set(blocks.tolist())
+        for blk in range(n_blocks + 2):
+            expected = pad + int(np.searchsorted(blocks, blk)) if blk in present else -1
+            assert _find_entry(arr, pad, pad + blocks.size, blk) == expected
+
+
+def test_build_quantisation_equals_quantize():
+    """The one-pass quantisation of the build is DESIGN.md's round(w * scale), clipped, zeros dropped."""
+    from indexing.blocks import quantize_rows
+    from indexing.impact_index import quantize
+
+    rng = np.random.default_rng(3)
+    m = sp.random(200, 300, density=0.05, format="csr", random_state=4, dtype=np.float32)
+    m.data = (m.data * 3).astype(np.float32)
+    m.data[::7] = 0.001  # rounds to zero: dropped
+    for bits, dtype in ((8, np.uint8), (16, np.uint16)):
+        scale = float(rng.uniform(50, 120)) if bits == 8 else 20000.0
+        fast, ref = quantize_rows(m, scale, bits, dtype), quantize(m, scale, bits)
+        ref.sort_indices()
+        np.testing.assert_array_equal(fast.indptr, ref.indptr)
+        np.testing.assert_array_equal(fast.indices, ref.indices)
+        np.testing.assert_array_equal(fast.data, ref.data)
