@@ -68,7 +68,7 @@ def assert_same(found, expected):
 
 
 @pytest.mark.parametrize("reorder", ["top-terms", "none"])
-@pytest.mark.parametrize("k", [10, 1000])
+@pytest.mark.parametrize("k", [1, 3, 10, 1000])
 def test_pruned_equals_brute_force_on_random_collection(random_indexes, reorder, k):
     docs, queries, indexes = random_indexes
     index = indexes[reorder]
