@@ -39,6 +39,6 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 demo: $(STAMP)
-	$(SPLADE) demo --model $(MODEL) --dataset $(DATASET) --output $(OUT)/demo
+	$(SPLADE) demo --model $(MODEL) --dataset $(DATASET)
 
 -include mk/*.mk

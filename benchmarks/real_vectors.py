@@ -34,7 +34,7 @@ def encode_real(cache: Path = CACHE, data: Path = DATA, model: str = "splade-tin
     if not partial and (not (encoded / "manifest.json").exists() or not _complete(encoded)):
         encoder = SpladeEncoder(resolve_model(model))
         dataset = resolve_dataset(data / "trec-dl-2019")
-        encode_corpus(encoder, dataset.corpus(), encoded, total=dataset.count_documents())
+        encode_corpus(encoder, dataset.corpus(), encoded, total=dataset.count_documents(), source=dataset.source())
     if not queries_file.exists():
         encoder = encoder or SpladeEncoder(resolve_model(model))
         queries = resolve_dataset(data / "msmarco-passage-dev-small").queries()[:max_queries]

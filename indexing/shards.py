@@ -32,14 +32,16 @@ def encode_corpus(
     shard_size: int = 2000,
     total: int | None = None,
     progress: bool = True,
+    source: str | None = None,
 ) -> dict:
     """Encode (doc id, text) pairs into shards under output_dir; returns the final manifest.
 
-    `encoder` is an `indexing.encoder.SpladeEncoder` (anything with encode_documents and describe()).
+    `encoder` is an `indexing.encoder.SpladeEncoder` (anything with encode_documents and describe()); `source`
+    names the corpus (a dataset folder or id), so that a folder is never resumed with another corpus.
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    info = encoder.describe()
+    info = {**encoder.describe(), "source": source}
     manifest = _start_or_resume(out, info, shard_size)
     if manifest["complete"]:
         return manifest
@@ -86,7 +88,9 @@ def _start_or_resume(out: Path, info: dict, shard_size: int) -> dict:
         return manifest
     manifest = read_json(path)
     check_format(manifest, path)
-    for key in ("vocab_hash", "vocab_size", "doc_max_length", "model"):
+    for key in ("source", "vocab_hash", "vocab_size", "doc_max_length", "model"):
+        if key == "source" and key not in manifest:
+            continue  # encoded before the corpus was recorded: nothing to check against
         if manifest.get(key) != info.get(key):
             raise ValueError(
                 f"{path}: this folder was encoded with {key}={manifest.get(key)!r}, not {info.get(key)!r}; "

@@ -71,6 +71,10 @@ class Dataset:
     def slug(self) -> str:
         return slugify(self.name)
 
+    def source(self) -> str:
+        """What identifies the corpus in an encoded folder's manifest: the resolved corpus file."""
+        return str(self.folder.resolve() / "corpus.jsonl")
+
 
 def slugify(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", str(name).strip("./")).strip("-") or "dataset"

@@ -63,3 +63,10 @@ def test_empty_documents_are_kept(tmp_path, encoder):
     encode_corpus(encoder, [("a", "wing flutter"), ("b", ""), ("c", "heat transfer")], out, shard_size=2, progress=False)
     ids, m = read_encoded(out)
     assert ids == ["a", "b", "c"] and m.shape[0] == 3
+
+
+def test_resuming_with_another_corpus_is_refused(tmp_path, encoder):
+    out = tmp_path / "enc"
+    encode_corpus(encoder, [("a", "wing flutter")], out, progress=False, source="/data/one/corpus.jsonl")
+    with pytest.raises(ValueError, match="encoded with source='/data/one/corpus.jsonl'"):
+        encode_corpus(encoder, [("b", "heat transfer")], out, progress=False, source="/data/two/corpus.jsonl")

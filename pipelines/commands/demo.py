@@ -15,7 +15,7 @@ def register(subparsers) -> None:
                     "the small collection embedded in the project (offline); online, try --dataset beir/scifact.")
     _flags.model(p)
     _flags.dataset(p, default="demo")
-    _flags.output(p, "working folder (encoded/, index/, run.trec, metrics.json)", required=False)
+    _flags.output(p, "working folder (encoded/, index/, run.trec, metrics.json; default outputs/<model>/<dataset>)", required=False)
     _flags.lengths(p)
     p.add_argument("--k", type=int, default=1000, help="documents retrieved per query (default: %(default)s)")
     p.set_defaults(func=demo_command)
@@ -39,7 +39,7 @@ def demo_command(args: argparse.Namespace) -> int:
     encoder = make_encoder(args.model, args)
     print(f"model {args.model} ({encoder.model_path}), dataset {dataset.name} ({dataset.folder}), output {out}")
 
-    encode_corpus(encoder, dataset.corpus(), out / "encoded", total=dataset.count_documents())
+    encode_corpus(encoder, dataset.corpus(), out / "encoded", total=dataset.count_documents(), source=dataset.source())
     index = build_index(out / "encoded", out / "index", overwrite=True)
     queries = dataset.queries()
     query_vectors = encoder.encode_queries([text for _, text in queries], progress=True)

@@ -47,7 +47,7 @@ def compare_command(args: argparse.Namespace) -> int:
     encoder = make_encoder(args.model, args)
     encoded = Path(args.encoded) if args.encoded else out / "encoded"
     if not args.encoded:
-        encode_corpus(encoder, dataset.corpus(), encoded, total=dataset.count_documents())
+        encode_corpus(encoder, dataset.corpus(), encoded, total=dataset.count_documents(), source=dataset.source())
 
     figures: dict = {"dataset": args.dataset, "model": args.model, "bits": args.bits, "threads": args.threads}
     started = time.perf_counter()

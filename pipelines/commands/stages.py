@@ -63,7 +63,8 @@ def encode_command(args: argparse.Namespace) -> int:
 
     dataset = resolve_dataset(args.dataset)
     encoder = make_encoder(args.model, args)
-    encode_corpus(encoder, dataset.corpus(), args.output, shard_size=args.shard_size, total=dataset.count_documents())
+    encode_corpus(encoder, dataset.corpus(), args.output, shard_size=args.shard_size, total=dataset.count_documents(),
+                  source=dataset.source())
     return 0
 
 

@@ -148,7 +148,7 @@ def _evaluate_model(model: Path, dataset, work: Path, doc_max_length: int, encod
     from retrieval.search import retrieve
 
     encoder = SpladeEncoder(model, doc_max_length=doc_max_length)
-    encode_corpus(encoder, dataset.corpus(), encoded, total=dataset.count_documents())
+    encode_corpus(encoder, dataset.corpus(), encoded, total=dataset.count_documents(), source=dataset.source())
     index = build_index(encoded, work / "index", overwrite=True)
     queries = dataset.queries()
     results = retrieve(encoder, index, queries, k=100)
