@@ -302,28 +302,38 @@ def new_scratch(num_chunks: int, num_docs: int, block_size: int, acc_dtype=np.in
             np.empty((num_chunks, n_blocks), dtype=np.int32), np.empty((num_chunks, n_blocks), dtype=np.int32))
 
 
+@nb.njit(cache=True, nogil=True)
+def _search_chunk(c, bm_offsets, bm_blocks, bm_max, bm_starts, slots, impacts, doc_order, block_size, num_docs,
+                 q_indptr, q_terms, q_weights, k, alpha, exhaustive, num_chunks, acc, ub, flag, touched_blocks,
+                 order, out_docs, out_scores, out_counts, stats):
+    """The queries c, c + num_chunks, ... with row c of the scratch arrays (new_scratch) and of stats."""
+    num_queries = q_indptr.shape[0] - 1
+    heap = np.empty(k, dtype=np.int64)
+    for q in range(c, num_queries, num_chunks):
+        a, b = q_indptr[q], q_indptr[q + 1]
+        if exhaustive:
+            out_counts[q] = exhaustive_search(
+                bm_offsets, bm_blocks, bm_starts, slots, impacts, doc_order, block_size, num_docs,
+                q_terms[a:b], q_weights[a:b], k, acc[c], flag[c], heap, out_docs[q], out_scores[q],
+            )
+        else:
+            out_counts[q] = block_search(
+                bm_offsets, bm_blocks, bm_max, bm_starts, slots, impacts, doc_order, block_size, num_docs,
+                q_terms[a:b], q_weights[a:b], k, alpha, ub[c], touched_blocks[c], order[c], flag[c], acc[c],
+                heap, out_docs[q], out_scores[q], stats[c],
+            )
+
+
 @nb.njit(cache=True, parallel=True)
 def search_batch(bm_offsets, bm_blocks, bm_max, bm_starts, slots, impacts, doc_order, block_size, num_docs,
                  q_indptr, q_terms, q_weights, k, alpha, exhaustive, num_chunks, acc, ub, flag, touched_blocks,
                  order, out_docs, out_scores, out_counts, stats):
-    """Many queries over all cores: chunk c of the queries uses row c of the scratch arrays (new_scratch) and of
-    stats ([num_chunks, 3])."""
-    num_queries = q_indptr.shape[0] - 1
+    """Many queries over all cores: chunk c of the queries uses row c of the scratch arrays and of stats
+    ([num_chunks, 3])."""
     for c in nb.prange(num_chunks):
-        heap = np.empty(k, dtype=np.int64)
-        for q in range(c, num_queries, num_chunks):
-            a, b = q_indptr[q], q_indptr[q + 1]
-            if exhaustive:
-                out_counts[q] = exhaustive_search(
-                    bm_offsets, bm_blocks, bm_starts, slots, impacts, doc_order, block_size, num_docs,
-                    q_terms[a:b], q_weights[a:b], k, acc[c], flag[c], heap, out_docs[q], out_scores[q],
-                )
-            else:
-                out_counts[q] = block_search(
-                    bm_offsets, bm_blocks, bm_max, bm_starts, slots, impacts, doc_order, block_size, num_docs,
-                    q_terms[a:b], q_weights[a:b], k, alpha, ub[c], touched_blocks[c], order[c], flag[c], acc[c],
-                    heap, out_docs[q], out_scores[q], stats[c],
-                )
+        _search_chunk(c, bm_offsets, bm_blocks, bm_max, bm_starts, slots, impacts, doc_order, block_size, num_docs,
+                      q_indptr, q_terms, q_weights, k, alpha, exhaustive, num_chunks, acc, ub, flag, touched_blocks,
+                      order, out_docs, out_scores, out_counts, stats)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -332,19 +342,7 @@ def search_serial(bm_offsets, bm_blocks, bm_max, bm_starts, slots, impacts, doc_
                  order, out_docs, out_scores, out_counts, stats):
     """search_batch on the calling thread alone: waking numba's thread pool costs more than a pruned query, and
     on a busy machine much more (the pool's threads wait for a core)."""
-    num_queries = q_indptr.shape[0] - 1
     for c in range(num_chunks):
-        heap = np.empty(k, dtype=np.int64)
-        for q in range(c, num_queries, num_chunks):
-            a, b = q_indptr[q], q_indptr[q + 1]
-            if exhaustive:
-                out_counts[q] = exhaustive_search(
-                    bm_offsets, bm_blocks, bm_starts, slots, impacts, doc_order, block_size, num_docs,
-                    q_terms[a:b], q_weights[a:b], k, acc[c], flag[c], heap, out_docs[q], out_scores[q],
-                )
-            else:
-                out_counts[q] = block_search(
-                    bm_offsets, bm_blocks, bm_max, bm_starts, slots, impacts, doc_order, block_size, num_docs,
-                    q_terms[a:b], q_weights[a:b], k, alpha, ub[c], touched_blocks[c], order[c], flag[c], acc[c],
-                    heap, out_docs[q], out_scores[q], stats[c],
-                )
+        _search_chunk(c, bm_offsets, bm_blocks, bm_max, bm_starts, slots, impacts, doc_order, block_size, num_docs,
+                      q_indptr, q_terms, q_weights, k, alpha, exhaustive, num_chunks, acc, ub, flag, touched_blocks,
+                      order, out_docs, out_scores, out_counts, stats)
