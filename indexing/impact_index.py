@@ -30,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from indexing import blocks, kernels
-from indexing.files import read_json, save_npy, write_json, write_text
+from indexing.files import read_manifest, save_npy, write_json, write_text
 from indexing.shards import iter_shards, open_encoded, read_vocab
 
 FORMAT = "splade-impact-index"
@@ -197,14 +197,7 @@ class ImpactIndex(QuantizedIndex):
     @classmethod
     def load(cls, path: str | Path) -> "ImpactIndex":
         path = Path(path)
-        manifest = read_json(path / "manifest.json", what="index manifest")
-        if manifest.get("format") != FORMAT:
-            raise ValueError(f"{path / 'manifest.json'}: not an impact index (format {manifest.get('format')!r}, expected {FORMAT!r})")
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{path / 'manifest.json'}: index format version {manifest.get('format_version')!r}; this code reads "
-                f"version {FORMAT_VERSION}: rebuild the index with `splade index`"
-            )
+        manifest = read_manifest(path, FORMAT, FORMAT_VERSION, "index", "rebuild the index with `splade index`")
         arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
         doc_ids = (path / "doc_ids.txt").read_text(encoding="utf-8").split("\n")[:-1]
         if len(doc_ids) != manifest["num_docs"] or arrays["offsets"].shape[0] != manifest["vocab_size"] + 1:

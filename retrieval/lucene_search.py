@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from indexing.files import read_json
+from indexing.files import read_manifest
 from indexing.impact_index import QuantizedIndex
 from indexing.lucene import FORMAT, FORMAT_VERSION, LUCENE_DIR, directory_size, lucene_terms
 
@@ -57,14 +57,8 @@ class LuceneImpactIndex(QuantizedIndex):
     @classmethod
     def load(cls, path: str | Path) -> "LuceneImpactIndex":
         path = Path(path)
-        manifest = read_json(path / "manifest.json", what="Lucene index manifest")
-        if manifest.get("format") != FORMAT:
-            raise ValueError(f"{path / 'manifest.json'}: not a Lucene impact index (format {manifest.get('format')!r}, expected {FORMAT!r})")
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{path / 'manifest.json'}: Lucene index format version {manifest.get('format_version')!r}; this code "
-                f"reads version {FORMAT_VERSION}: rebuild it with `splade index --backend lucene`"
-            )
+        manifest = read_manifest(path, FORMAT, FORMAT_VERSION, "Lucene impact index",
+                                 "rebuild it with `splade index --backend lucene`")
         if not (path / LUCENE_DIR).is_dir():
             raise FileNotFoundError(f"{path / LUCENE_DIR}: the Lucene index folder is missing (a partial copy?)")
         doc_ids = (path / "doc_ids.txt").read_text(encoding="utf-8").split("\n")[:-1]
