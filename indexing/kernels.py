@@ -46,18 +46,25 @@ def exhaustive_search(bm_offsets, bm_blocks, bm_starts, slots, impacts, doc_orde
         if flag[blk] == 0:
             continue
         flag[blk] = 0
-        first = np.int64(blk) * block_size
-        for s in range(first, first + block_size):
-            score = np.int64(acc[s])
-            if score == 0:
-                continue
-            acc[s] = 0
-            if size == k and score < theta:
-                continue
-            size = _heap_offer(heap, size, k, score * base + np.int64(num_docs - doc_order[s]))
-            if size == k:
-                theta = heap[0] // base
+        size, theta = _drain_block(acc, np.int64(blk) * block_size, block_size, doc_order, num_docs, base, k, heap,
+                                   size, theta)
     return _write_heap(heap, size, base, num_docs, out_docs, out_scores)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _drain_block(acc, first, block_size, doc_order, num_docs, base, k, heap, size, theta):
+    """Move one block's accumulated scores into the top-k heap and clear them; returns (size, theta)."""
+    for s in range(first, first + block_size):
+        score = np.int64(acc[s])
+        if score == 0:
+            continue
+        acc[s] = 0
+        if size == k and score < theta:
+            continue  # cannot enter: skip the key (and its random read of doc_order)
+        size = _heap_offer(heap, size, k, score * base + np.int64(num_docs - doc_order[s]))
+        if size == k:
+            theta = heap[0] // base
+    return size, theta
 
 
 @nb.njit(cache=True, nogil=True)
@@ -269,17 +276,8 @@ def block_search(bm_offsets, bm_blocks, bm_max, bm_starts, slots, impacts, doc_o
                             acc[first + slots[p]] += w * impacts[p]
             # The flagged blocks are order[stop_at : stop_at + n_cand], best bound first: theta rises early.
             for j in range(stop_at, stop_at + n_cand):
-                first = np.int64(order[j]) * block_size
-                for s in range(first, first + block_size):
-                    score = np.int64(acc[s])
-                    if score == 0:
-                        continue
-                    acc[s] = 0
-                    if size == k and score < theta:
-                        continue  # cannot enter: skip the key (and its random read of doc_order)
-                    size = _heap_offer(heap, size, k, score * base + np.int64(num_docs - doc_order[s]))
-                    if size == k:
-                        theta = heap[0] // base
+                size, theta = _drain_block(acc, np.int64(order[j]) * block_size, block_size, doc_order, num_docs,
+                                           base, k, heap, size, theta)
     _write_heap(heap, size, base, num_docs, out_docs, out_scores)
     for i in range(n_tb):
         blk = touched_blocks[i]
