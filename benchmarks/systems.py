@@ -132,18 +132,19 @@ class Ours(System):
 # --------------------------------------------------------------------------------------------- plain baselines
 @nb.njit(cache=True, nogil=True)
 def _taat(indptr, indices, data, q_terms, q_weights, k, acc, touched):
-    """The official SPLADE repository's design: term at a time into a dense accumulator, then top k."""
-    n = 0
+    """The official SPLADE repository's design (numba_score_float + select_topk): term at a time into a dense
+    accumulator, the documents scoring > 0 gathered, then a partition for the top k. Written without branches
+    in the loops (a mispredicted branch per posting or per document would make the baseline a straw man)."""
     for i in range(q_terms.shape[0]):
         t = q_terms[i]
         w = q_weights[i]
         for p in range(indptr[t], indptr[t + 1]):
-            d = indices[p]
-            if acc[d] == 0:
-                touched[n] = d
-                n += 1
-            acc[d] += w * np.int64(data[p])
+            acc[indices[p]] += w * np.int64(data[p])
     num_docs = acc.shape[0]
+    n = 0
+    for d in range(num_docs):
+        touched[n] = d
+        n += acc[d] > 0
     keys = np.empty(n, dtype=np.int64)
     for j in range(n):
         d = touched[j]

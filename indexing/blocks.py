@@ -12,6 +12,8 @@ import numba as nb
 import numpy as np
 import scipy.sparse as sp
 
+from indexing.kernels import ANCHOR_SHIFT
+
 REORDERINGS = ("top-terms", "none")
 
 
@@ -93,12 +95,14 @@ def block_layout(matrix: sp.csr_matrix, order: np.ndarray, block_size: int, impa
         "bm_offsets": bm_offsets,
         "bm_blocks": np.empty(num_entries, dtype=np.uint16 if n_blocks <= 2**16 else np.int32),
         "bm_max": np.zeros(num_entries, dtype=impact_dtype),
-        "bm_starts": np.empty(num_entries + 1, dtype=np.uint32 if num_postings < 2**32 else np.int64),
         "slots": np.empty(num_postings, dtype=np.uint8),
         "impacts": np.empty(num_postings, dtype=impact_dtype),
     }
+    starts = np.empty(num_entries + 1, dtype=np.int64)  # posting start of each entry, kept only every 32nd
     _fill(indptr, indices, matrix.data, order, block_size, offsets, bm_offsets, arrays["bm_blocks"], arrays["bm_max"],
-          arrays["bm_starts"], arrays["slots"], arrays["impacts"])
+          starts, arrays["slots"], arrays["impacts"])
+    arrays["bm_counts"] = (np.diff(starts) - 1).astype(np.uint8)  # 1..block_size postings, stored minus one
+    arrays["bm_anchors"] = starts[:: 1 << ANCHOR_SHIFT].astype(np.uint32 if num_postings < 2**32 else np.int64)
     return arrays
 
 

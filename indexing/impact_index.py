@@ -10,7 +10,8 @@ Folder layout:
   bm_offsets.npy  int64 [vocab + 1]: block entries of term t are [bm_offsets[t], bm_offsets[t+1])
   bm_blocks.npy   uint16 (int32 past 65,536 blocks) blocks of `block_size` slots holding the term, ascending
   bm_max.npy      the term's largest impact in each of those blocks (the block maxima)
-  bm_starts.npy   uint32 (int64 past 2**32 postings) [entries + 1]: postings of entry e are [bm_starts[e], bm_starts[e+1])
+  bm_counts.npy   uint8 postings of each entry minus one (a term's postings follow its entries in order)
+  bm_anchors.npy  uint32 (int64 past 2**32 postings) first posting of every 32nd entry, for jumps to an entry
   doc_ids.txt     external document id of each internal number, one per line
   vocab.json      token strings in id order
 
@@ -34,8 +35,9 @@ from indexing.files import read_manifest, save_npy, write_json, write_text
 from indexing.shards import iter_shards, open_encoded, read_vocab
 
 FORMAT = "splade-impact-index"
-FORMAT_VERSION = 2
-ARRAYS = ("offsets", "slots", "impacts", "term_max", "doc_order", "bm_offsets", "bm_blocks", "bm_max", "bm_starts")
+FORMAT_VERSION = 3  # 2 -> 3: per-entry posting starts (4 bytes) became counts (1 byte) plus anchors
+ARRAYS = ("offsets", "slots", "impacts", "term_max", "doc_order", "bm_offsets", "bm_blocks", "bm_max", "bm_counts",
+          "bm_anchors")
 DEFAULT_BLOCK_SIZE = 32
 METHODS = ("pruned", "exhaustive")
 
@@ -189,7 +191,8 @@ class ImpactIndex(QuantizedIndex):
     bm_offsets: np.ndarray
     bm_blocks: np.ndarray
     bm_max: np.ndarray
-    bm_starts: np.ndarray
+    bm_counts: np.ndarray
+    bm_anchors: np.ndarray
     doc_ids: list[str]
     # Scratch arrays per thread count, reused across calls (one search at a time per ImpactIndex object).
     _scratch: dict = field(default_factory=dict, repr=False)
@@ -263,9 +266,9 @@ class ImpactIndex(QuantizedIndex):
             scratch = self._scratch[(chunks, acc_dtype)] = kernels.new_scratch(chunks, self.num_docs, self.block_size, acc_dtype)
         run = kernels.search_serial if chunks == 1 else kernels.search_batch
         run(
-            self.bm_offsets, self.bm_blocks, self.bm_max, self.bm_starts, self.slots, self.impacts, self.doc_order,
-            self.block_size, self.num_docs, indptr, terms, weights, k, float(alpha), method == "exhaustive", chunks,
-            *scratch, out_docs, out_scores, counts, chunk_stats,
+            tuple(getattr(self, name) for name in kernels.INDEX_ARRAYS), self.block_size, self.num_docs, indptr, terms,
+            weights, k, float(alpha), method == "exhaustive", chunks, *scratch, out_docs, out_scores, counts,
+            chunk_stats,
         )
         if stats is not None:
             stats += chunk_stats.sum(axis=0)

@@ -3,8 +3,10 @@
 Layout they read (indexing/blocks.py builds it). Documents sit in "slots" (a reordering that groups similar
 documents; `doc_order[slot]` is the internal document number). Slots form blocks of `block_size`. For each term,
 its "entries" are the blocks holding it, ascending: entry e of term t (bm_offsets[t] <= e < bm_offsets[t+1])
-names block bm_blocks[e], the term's largest impact there bm_max[e], and its postings in that block
-[bm_starts[e], bm_starts[e+1]) as (slot within block: uint8, impact).
+names block bm_blocks[e], the term's largest impact there bm_max[e], and holds bm_counts[e] + 1 postings
+(slot within block: uint8, impact). A term's postings start at offsets[t] and follow its entries in order,
+so a walk over a term's entries adds up the counts; a jump to entry e starts from bm_anchors[e >> 5], the
+posting start of every 32nd entry (1 byte per entry instead of a 4-byte start: the index is 30 % smaller).
 
 Scores are exact integer dot products of quantised query and document weights. Top-k order is score
 descending, then internal document number ascending (DESIGN.md: ties by index order), in every kernel.
@@ -28,21 +30,21 @@ import numpy as np
 
 
 @nb.njit(cache=True, nogil=True)
-def exhaustive_search(bm_offsets, bm_blocks, bm_starts, slots, impacts, doc_order, block_size, num_docs,
+def exhaustive_search(bm_offsets, bm_blocks, offsets, bm_counts, slots, impacts, doc_order, block_size, num_docs,
                       q_terms, q_weights, k, acc, top, out_docs, out_scores):
     """Term at a time over every posting of every query term into a dense accumulator (the exact reference),
     then one pass over the accumulator into the top-k buffer.
 
     Measured, not assumed: scoring in chunks of 65,536 slots (an accumulator slice that fits L2) was no faster
     at 1M documents on a machine whose L3 holds the whole accumulator, so the plain loop stays."""
-    _score_all(bm_offsets, bm_blocks, bm_starts, slots, impacts, block_size, q_terms, q_weights, acc)
+    _score_all(bm_offsets, bm_blocks, offsets, bm_counts, slots, impacts, block_size, q_terms, q_weights, acc)
     base = np.int64(num_docs + 1)
     size, theta = _drain_block(acc, 0, acc.shape[0], doc_order, num_docs, base, k, top, 0, np.int64(-1))
     return _write_top(top, size, k, base, num_docs, out_docs, out_scores)
 
 
 @nb.njit(cache=True, nogil=True)
-def _score_all(bm_offsets, bm_blocks, bm_starts, slots, impacts, block_size, q_terms, q_weights, acc):
+def _score_all(bm_offsets, bm_blocks, offsets, bm_counts, slots, impacts, block_size, q_terms, q_weights, acc):
     """Adds weight x impact of every posting of every query term into the accumulator; returns the postings.
 
     A function of its own, not inlined: inside block_search the same loop ran 1.4x slower (measured), the
@@ -51,12 +53,28 @@ def _score_all(bm_offsets, bm_blocks, bm_starts, slots, impacts, block_size, q_t
     for i in range(q_terms.shape[0]):
         t = q_terms[i]
         w = np.int64(q_weights[i])
+        p = np.int64(offsets[t])
         for e in range(bm_offsets[t], bm_offsets[t + 1]):
             first = np.int64(bm_blocks[e]) * block_size
-            for p in range(np.int64(bm_starts[e]), np.int64(bm_starts[e + 1])):
-                acc[first + slots[p]] += w * impacts[p]
-        postings += np.int64(bm_starts[bm_offsets[t + 1]]) - np.int64(bm_starts[bm_offsets[t]])
+            end = p + np.int64(bm_counts[e]) + 1
+            for j in range(p, end):
+                acc[first + slots[j]] += w * impacts[j]
+            p = end
+        postings += np.int64(offsets[t + 1]) - np.int64(offsets[t])
     return postings
+
+
+ANCHOR_SHIFT = 5  # bm_anchors holds the posting start of every 2**ANCHOR_SHIFT-th entry
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _entry_start(bm_anchors, bm_counts, e):
+    """Index of the first posting of entry e: the nearest anchor below plus the counts in between."""
+    a = e >> ANCHOR_SHIFT
+    p = np.int64(bm_anchors[a]) + (e - (a << ANCHOR_SHIFT))
+    for j in range(a << ANCHOR_SHIFT, e):
+        p += np.int64(bm_counts[j])
+    return p
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -179,8 +197,9 @@ LOOKUP_COST = 48
 
 
 @nb.njit(cache=True, nogil=True)
-def block_search(bm_offsets, bm_blocks, bm_max, bm_starts, slots, impacts, doc_order, block_size, num_docs,
-                 q_terms, q_weights, k, alpha, ub, touched_blocks, order, flag, acc, top, out_docs, out_scores, stats):
+def block_search(bm_offsets, bm_blocks, bm_max, offsets, bm_counts, bm_anchors, slots, impacts, doc_order, block_size,
+                 num_docs, q_terms, q_weights, k, alpha, ub, touched_blocks, order, flag, acc, top, out_docs,
+                 out_scores, stats):
     """Top k by block-max pruning; exact when alpha == 1. Scratch arrays (ub [blocks] int64, flag [blocks] uint8,
     acc [slots] int32 or int64: all zero; the others: any content) are left as found.
 
@@ -270,9 +289,11 @@ def block_search(bm_offsets, bm_blocks, bm_max, bm_starts, slots, impacts, doc_o
                 e = _find_entry(bm_blocks, bm_offsets[t], bm_offsets[t + 1], blk)
                 if e >= 0:
                     w = np.int64(q_weights[i])
-                    for p in range(np.int64(bm_starts[e]), np.int64(bm_starts[e + 1])):
+                    a0 = _entry_start(bm_anchors, bm_counts, e)
+                    a1 = a0 + np.int64(bm_counts[e]) + 1
+                    for p in range(a0, a1):
                         block_acc[slots[p]] += w * np.int64(impacts[p])
-                    postings += np.int64(bm_starts[e + 1]) - np.int64(bm_starts[e])
+                    postings += a1 - a0
             first = blk * block_size
             for s in range(block_size):
                 if block_acc[s] > 0:
@@ -299,7 +320,8 @@ def block_search(bm_offsets, bm_blocks, bm_max, bm_starts, slots, impacts, doc_o
             # (that test is a branch the CPU mispredicts). Blocks scored in step 3 are cleared, not drained
             # again; the others are drained whether candidates or not (a non-candidate cannot beat theta).
             n_scored = n_tb
-            postings += _score_all(bm_offsets, bm_blocks, bm_starts, slots, impacts, block_size, q_terms, q_weights, acc)
+            postings += _score_all(bm_offsets, bm_blocks, offsets, bm_counts, slots, impacts, block_size, q_terms,
+                                   q_weights, acc)
             for j in range(stop_at):
                 blk = np.int64(order[j])  # the blocks step 3 scored
                 acc[blk * block_size : (blk + 1) * block_size] = 0
@@ -318,10 +340,12 @@ def block_search(bm_offsets, bm_blocks, bm_max, bm_starts, slots, impacts, doc_o
             for i in range(nq):
                 t = q_terms[i]
                 w = np.int64(q_weights[i])
+                a1 = np.int64(offsets[t])
                 for e in range(bm_offsets[t], bm_offsets[t + 1]):
+                    a0 = a1
+                    a1 = a0 + np.int64(bm_counts[e]) + 1
                     blk = np.int64(bm_blocks[e])
                     if flag[blk] == 2:
-                        a0, a1 = np.int64(bm_starts[e]), np.int64(bm_starts[e + 1])
                         postings += a1 - a0
                         first = blk * block_size
                         for p in range(a0, a1):  # no branch per posting: the scan below finds the documents
@@ -352,46 +376,48 @@ def new_scratch(num_chunks: int, num_docs: int, block_size: int, acc_dtype=np.in
 
 
 @nb.njit(cache=True, nogil=True)
-def _search_chunk(c, bm_offsets, bm_blocks, bm_max, bm_starts, slots, impacts, doc_order, block_size, num_docs,
-                 q_indptr, q_terms, q_weights, k, alpha, exhaustive, num_chunks, acc, ub, flag, touched_blocks,
-                 order, out_docs, out_scores, out_counts, stats):
-    """The queries c, c + num_chunks, ... with row c of the scratch arrays (new_scratch) and of stats."""
+def _search_chunk(c, index, block_size, num_docs, q_indptr, q_terms, q_weights, k, alpha, exhaustive, num_chunks,
+                  acc, ub, flag, touched_blocks, order, out_docs, out_scores, out_counts, stats):
+    """The queries c, c + num_chunks, ... with row c of the scratch arrays (new_scratch) and of stats.
+    `index` is the tuple of INDEX_ARRAYS (one argument instead of nine)."""
+    bm_offsets, bm_blocks, bm_max, offsets, bm_counts, bm_anchors, slots, impacts, doc_order = index
     num_queries = q_indptr.shape[0] - 1
     top = np.empty(2 * k + 16, dtype=np.int64)  # the top-k buffer (see _offer)
     for q in range(c, num_queries, num_chunks):
         a, b = q_indptr[q], q_indptr[q + 1]
         if exhaustive:
             out_counts[q] = exhaustive_search(
-                bm_offsets, bm_blocks, bm_starts, slots, impacts, doc_order, block_size, num_docs,
+                bm_offsets, bm_blocks, offsets, bm_counts, slots, impacts, doc_order, block_size, num_docs,
                 q_terms[a:b], q_weights[a:b], k, acc[c], top, out_docs[q], out_scores[q],
             )
         else:
             out_counts[q] = block_search(
-                bm_offsets, bm_blocks, bm_max, bm_starts, slots, impacts, doc_order, block_size, num_docs,
-                q_terms[a:b], q_weights[a:b], k, alpha, ub[c], touched_blocks[c], order[c], flag[c], acc[c],
+                bm_offsets, bm_blocks, bm_max, offsets, bm_counts, bm_anchors, slots, impacts, doc_order, block_size,
+                num_docs, q_terms[a:b], q_weights[a:b], k, alpha, ub[c], touched_blocks[c], order[c], flag[c], acc[c],
                 top, out_docs[q], out_scores[q], stats[c],
             )
 
 
+# The index arrays the search entry points take, as one tuple, in this order.
+INDEX_ARRAYS = ("bm_offsets", "bm_blocks", "bm_max", "offsets", "bm_counts", "bm_anchors", "slots", "impacts",
+                "doc_order")
+
+
 @nb.njit(cache=True, parallel=True)
-def search_batch(bm_offsets, bm_blocks, bm_max, bm_starts, slots, impacts, doc_order, block_size, num_docs,
-                 q_indptr, q_terms, q_weights, k, alpha, exhaustive, num_chunks, acc, ub, flag, touched_blocks,
-                 order, out_docs, out_scores, out_counts, stats):
+def search_batch(index, block_size, num_docs, q_indptr, q_terms, q_weights, k, alpha, exhaustive, num_chunks,
+                 acc, ub, flag, touched_blocks, order, out_docs, out_scores, out_counts, stats):
     """Many queries over all cores: chunk c of the queries uses row c of the scratch arrays and of stats
     ([num_chunks, 3])."""
     for c in nb.prange(num_chunks):
-        _search_chunk(c, bm_offsets, bm_blocks, bm_max, bm_starts, slots, impacts, doc_order, block_size, num_docs,
-                      q_indptr, q_terms, q_weights, k, alpha, exhaustive, num_chunks, acc, ub, flag, touched_blocks,
-                      order, out_docs, out_scores, out_counts, stats)
+        _search_chunk(c, index, block_size, num_docs, q_indptr, q_terms, q_weights, k, alpha, exhaustive, num_chunks,
+                      acc, ub, flag, touched_blocks, order, out_docs, out_scores, out_counts, stats)
 
 
 @nb.njit(cache=True, nogil=True)
-def search_serial(bm_offsets, bm_blocks, bm_max, bm_starts, slots, impacts, doc_order, block_size, num_docs,
-                 q_indptr, q_terms, q_weights, k, alpha, exhaustive, num_chunks, acc, ub, flag, touched_blocks,
-                 order, out_docs, out_scores, out_counts, stats):
+def search_serial(index, block_size, num_docs, q_indptr, q_terms, q_weights, k, alpha, exhaustive, num_chunks,
+                  acc, ub, flag, touched_blocks, order, out_docs, out_scores, out_counts, stats):
     """search_batch on the calling thread alone: waking numba's thread pool costs more than a pruned query, and
     on a busy machine much more (the pool's threads wait for a core)."""
     for c in range(num_chunks):
-        _search_chunk(c, bm_offsets, bm_blocks, bm_max, bm_starts, slots, impacts, doc_order, block_size, num_docs,
-                      q_indptr, q_terms, q_weights, k, alpha, exhaustive, num_chunks, acc, ub, flag, touched_blocks,
-                      order, out_docs, out_scores, out_counts, stats)
+        _search_chunk(c, index, block_size, num_docs, q_indptr, q_terms, q_weights, k, alpha, exhaustive, num_chunks,
+                      acc, ub, flag, touched_blocks, order, out_docs, out_scores, out_counts, stats)

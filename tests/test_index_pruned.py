@@ -188,3 +188,32 @@ def test_build_quantisation_equals_quantize():
         np.testing.assert_array_equal(fast.indptr, ref.indptr)
         np.testing.assert_array_equal(fast.indices, ref.indices)
         np.testing.assert_array_equal(fast.data, ref.data)
+
+
+@pytest.mark.parametrize("block_size", [16, 256])
+def test_layout_holds_every_posting_once(tmp_path, block_size):
+    """Walking each term's entries (counts, from offsets[t]) and jumping to any entry (anchors) both give back the
+    term's column of the corpus, full blocks of 256 postings included (a count stored minus one in a byte)."""
+    from indexing.kernels import _entry_start
+
+    docs, _ = topical_collection(11, num_docs=700)
+    docs = docs.tolil()
+    docs[:, 3] = 5.0  # one term in every document: entries of block_size postings
+    docs = docs.tocsr()
+    index = build_index_from_matrix(docs, [str(i) for i in range(docs.shape[0])], tmp_path / "i", None, {}, scale=1.0,
+                                    block_size=block_size, progress=False)
+    csc = sp.csc_matrix(docs)
+    csc.sort_indices()
+    for t in range(docs.shape[1]):
+        p, found = int(index.offsets[t]), []
+        for e in range(int(index.bm_offsets[t]), int(index.bm_offsets[t + 1])):
+            assert _entry_start(index.bm_anchors, index.bm_counts, e) == p, f"term {t} entry {e}"
+            n = int(index.bm_counts[e]) + 1
+            slots = int(index.bm_blocks[e]) * block_size + index.slots[p : p + n].astype(np.int64)
+            found += list(zip(index.doc_order[slots].tolist(), index.impacts[p : p + n].tolist()))
+            assert index.bm_max[e] == index.impacts[p : p + n].max()
+            p += n
+        assert p == index.offsets[t + 1]
+        col = csc[:, t]
+        assert sorted(found) == list(zip(col.indices.tolist(), col.data.astype(int).tolist())), f"term {t}"
+    assert int(index.bm_counts.max()) == min(block_size, docs.shape[0]) - 1
