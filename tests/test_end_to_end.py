@@ -87,6 +87,9 @@ def test_command_line_runs_every_stage(tmp_path, cranfield, splade_tiny_path, ca
     run = read_run(tmp_path / "run.trec")
     assert sorted(run) == ["1", "2", "3", "4", "5"]
     assert all(0 < len(docs) <= 10 for docs in run.values())
+    assert main(["retrieve", "--dataset", str(data), "--index", str(tmp_path / "idx"), "--output",
+                 str(tmp_path / "run-exhaustive.trec"), "--k", "10", "--method", "exhaustive"]) == 0
+    assert (tmp_path / "run-exhaustive.trec").read_text() == (tmp_path / "run.trec").read_text()
     assert main(["retrieve", "--dataset", "no-such-dataset", "--index", str(tmp_path / "idx"), "--output",
                  str(tmp_path / "x.trec")]) == 2
     assert "unknown dataset 'no-such-dataset'" in capsys.readouterr().err

@@ -42,6 +42,12 @@ def register(subparsers) -> None:
     p.add_argument("--k", type=int, default=1000, help="documents per query (default: %(default)s)")
     p.add_argument("--query-max-length", type=int, default=64, help="tokens kept per query (default: %(default)s)")
     p.add_argument("--tag", default="splade", help="run tag, the sixth column (default: %(default)s)")
+    p.add_argument("--method", choices=("pruned", "exhaustive"), default="pruned",
+                   help="numba index: block-max pruning, or every posting (faster for k of 1000 and more; same "
+                        "results) (default: %(default)s)")
+    p.add_argument("--alpha", type=float, default=1.0,
+                   help="numba index: below 1, approximate search that scores a block only while alpha x its upper "
+                        "bound reaches the k-th score (default: %(default)s, exact)")
     p.set_defaults(func=retrieve_command)
 
 
@@ -98,10 +104,15 @@ def retrieve_command(args: argparse.Namespace) -> int:
     from pipelines.datasets import resolve_dataset
     from retrieval.search import retrieve_to_file
 
+    options = {}
+    if args.method != "pruned" or args.alpha != 1.0:
+        if args.backend != "numba":
+            raise ValueError(f"--method and --alpha are options of the numba index, not of --backend {args.backend}")
+        options = {"method": args.method, "alpha": args.alpha}
     index = open_index(args.index, args.backend)
     model = args.model or index.manifest["model"]
     encoder = make_encoder(model, args)
     queries = resolve_dataset(args.dataset).queries()
-    retrieve_to_file(encoder, index, queries, args.output, k=args.k, tag=args.tag)
+    retrieve_to_file(encoder, index, queries, args.output, k=args.k, tag=args.tag, **options)
     print(f"run written to {args.output}")
     return 0
