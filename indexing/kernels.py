@@ -96,13 +96,13 @@ def _drain_block(acc, first, count, doc_order, num_docs, base, k, top, size, the
     return size, theta
 
 
-# The top k is kept in a buffer of 2k + 16 keys rather than a top: appending is one store, and when the buffer
-# is full a linear-time partition keeps its k best and raises theta. A top pays a sift of log k mispredicted
-# branches per document that enters, and at k=1000 thousands of documents enter (measured: 0.19 ms of a
-# 0.23 ms query over 30k documents went to the top). Keys are unique, so the k best are the same either way.
+# The top k is kept in a buffer of 2k + 16 keys rather than a heap: appending is one store, and when the buffer
+# is full a linear-time partition keeps its k best and raises theta. A heap pays a sift of log k mispredicted
+# branches per document that enters, and at k=1000 thousands of documents enter. Keys are unique, so the k best
+# are the same either way.
 @nb.njit(cache=True, nogil=True, inline="always")
 def _offer(top, size, k, key, base, theta):
-    """Appends a packed key; returns (size, theta), theta being -1 until k keys have been compared."""
+    """Appends a packed key; returns (size, theta), theta being -1 until the buffer is first cut to k keys."""
     top[size] = key
     size += 1
     if size == top.shape[0]:
@@ -187,6 +187,12 @@ def _find_entry(bm_blocks, lo, hi, blk):
     return -1
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _bucket(bound, n_buckets, max_ub):
+    """Bucket of an upper bound in step 2's counting sort: 0 holds the largest bounds."""
+    return n_buckets - 1 - (bound * n_buckets) // (max_ub + 1)
+
+
 # Step 4 scores every posting once candidates make up at least this fraction (numerator, denominator) of the
 # touched blocks.
 DENSE_FRACTION = (1, 2)
@@ -232,19 +238,20 @@ def block_search(bm_offsets, bm_blocks, bm_max, offsets, bm_counts, bm_anchors, 
         n_buckets *= 2
     starts = np.zeros(n_buckets + 1, dtype=np.int64)
     for i in range(n_tb):
-        starts[n_buckets - (ub[touched_blocks[i]] * n_buckets) // (max_ub + 1)] += 1  # bucket 0: largest bounds
+        starts[_bucket(ub[touched_blocks[i]], n_buckets, max_ub) + 1] += 1
     for j in range(n_buckets):
         starts[j + 1] += starts[j]
     fill = starts[:-1].copy()
     for i in range(n_tb):
         blk = touched_blocks[i]
-        bkt = n_buckets - 1 - (ub[blk] * n_buckets) // (max_ub + 1)
+        bkt = _bucket(ub[blk], n_buckets, max_ub)
         order[fill[bkt]] = blk
         fill[bkt] += 1
     # 3. Best-bound blocks first, each scored by looking up every query term's entry in it, until no bound
     #    (x alpha) reaches the k-th score, or until looking up costs more than walking the remaining entries.
-    min_budget = np.int64(8) + (k + block_size - 1) // block_size
-    budget = max(np.int64(8), maxima_read // (nq * LOOKUP_COST)) + (k + block_size - 1) // block_size
+    k_blocks = (k + block_size - 1) // block_size  # the fewest blocks that can hold k documents
+    min_budget = np.int64(8) + k_blocks
+    budget = max(np.int64(8), maxima_read // (nq * LOOKUP_COST)) + k_blocks
     size = 0
     theta = np.int64(-1)
     n_scored = 0
@@ -278,8 +285,7 @@ def block_search(bm_offsets, bm_blocks, bm_max, offsets, bm_counts, bm_anchors, 
                 size, theta = _settle(top, size, k, base, theta)
                 if theta >= 0:
                     reach = np.int64(np.ceil(theta / alpha))
-                    last = n_buckets - 1 - (min(reach, max_ub) * n_buckets) // (max_ub + 1)
-                    if starts[last + 1] * 10 >= n_tb * 9:
+                    if starts[_bucket(min(reach, max_ub), n_buckets, max_ub) + 1] * 10 >= n_tb * 9:
                         stop_at = j
                         break
             flag[blk] = 1
@@ -316,7 +322,7 @@ def block_search(bm_offsets, bm_blocks, bm_max, offsets, bm_counts, bm_anchors, 
                 order[stop_at + n_cand] = blk
                 n_cand += 1
         if n_cand * DENSE_FRACTION[1] >= n_tb * DENSE_FRACTION[0]:
-            # Most touched blocks are candidates: scoring every posting without a per-entry test is ctoper
+            # Most touched blocks are candidates: scoring every posting without a per-entry test is cheaper
             # (that test is a branch the CPU mispredicts). Blocks scored in step 3 are cleared, not drained
             # again; the others are drained whether candidates or not (a non-candidate cannot beat theta).
             n_scored = n_tb

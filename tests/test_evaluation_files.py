@@ -30,9 +30,12 @@ def test_read_run_orders_each_query_by_the_rank_column(tmp_path):
     ],
 )
 def test_bad_run_lines_name_file_and_line(tmp_path, text, line, expected):
-    path = write(tmp_path, "bad.trec", text)
+    assert_error_names_line(read_run, write(tmp_path, "bad.trec", text), line, expected)
+
+
+def assert_error_names_line(read, path, line, expected):
     with pytest.raises(ValueError) as err:
-        read_run(path)
+        read(path)
     assert f"{path}, line {line}:" in str(err.value)
     assert expected in str(err.value)
 
@@ -55,11 +58,7 @@ def test_empty_run_and_qrels_are_errors(tmp_path):
     ],
 )
 def test_bad_qrels_lines_name_file_and_line(tmp_path, text, line, expected):
-    path = write(tmp_path, "bad.qrels", text)
-    with pytest.raises(ValueError) as err:
-        read_qrels(path)
-    assert f"{path}, line {line}:" in str(err.value)
-    assert expected in str(err.value)
+    assert_error_names_line(read_qrels, write(tmp_path, "bad.qrels", text), line, expected)
 
 
 def test_repeated_identical_judgment_is_kept_once_with_a_warning(tmp_path):
