@@ -32,8 +32,8 @@ DEFAULT_SYSTEMS = ("numba,ours:1/0.95/0.9/0.85/0.8/0.7,ours-exhaustive,scipy,pis
 def write_data(folder: Path, docs: sp.csr_matrix, queries: dict[str, sp.csr_matrix], vocab: list[str], model: str) -> None:
     """docs.npz, queries-<set>.npz and encoded/ (the shard layout our index and the Lucene export read)."""
     from indexing.encoder import vocabulary_hash
-    from indexing.files import atomic_path, write_json, write_text
-    from indexing.shards import FORMAT, FORMAT_VERSION, save_shard
+    from contracts.atomic import atomic_path, write_json, write_text
+    from contracts.encoded import FORMAT, FORMAT_VERSION, save_shard
 
     enc = folder / "encoded"
     enc.mkdir(parents=True, exist_ok=True)
@@ -74,7 +74,7 @@ def synthetic_data(cache: Path, num_docs: int, num_queries: int, seed: int) -> P
 def real_data(cache: Path, num_queries: int, allow_partial: bool) -> Path:
     """The TREC DL 2019 pool and MS MARCO dev queries, quantised once with the numba index's default scale."""
     from benchmarks import real_vectors
-    from indexing.impact_index import default_scale, quantize
+    from indexing.base import default_scale, quantize
 
     folder = cache / f"real-trec-dl-2019-splade-tiny-q{num_queries}"
     if (folder / "docs.npz").exists():

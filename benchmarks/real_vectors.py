@@ -23,7 +23,8 @@ def encode_real(cache: Path = CACHE, data: Path = DATA, model: str = "splade-tin
     With allow_partial, an unfinished encoding is not resumed: the shards done so far (a prefix of the pool) are used.
     """
     from indexing.encoder import SpladeEncoder
-    from indexing.shards import encode_corpus, read_encoded
+    from contracts.encoded import read_encoded
+    from indexing.encode import encode_corpus
     from pipelines.datasets import resolve_dataset
     from pipelines.models import resolve_model
 
@@ -39,12 +40,12 @@ def encode_real(cache: Path = CACHE, data: Path = DATA, model: str = "splade-tin
         encoder = encoder or SpladeEncoder(resolve_model(model))
         queries = resolve_dataset(data / "msmarco-passage-dev-small").queries()[:max_queries]
         matrix = encoder.encode_queries([text for _, text in queries], progress=True)
-        from indexing.files import atomic_path
+        from contracts.atomic import atomic_path
         with atomic_path(queries_file) as tmp:
             with open(tmp, "wb") as f:
                 sp.save_npz(f, sp.csr_matrix(matrix, dtype=np.float32))
     if partial:
-        from indexing.shards import load_shard
+        from contracts.encoded import load_shard
 
         manifest = json.loads((encoded / "manifest.json").read_text())
         docs = sp.vstack([load_shard(encoded / s["file"])[1] for s in manifest["shards"]], format="csr")

@@ -87,7 +87,7 @@ class Ours(System):
     family = "ours"
 
     def __init__(self, alphas=(1.0,), method: str = "pruned", block_size: int | None = None, reorder: str = "top-terms"):
-        from indexing.impact_index import DEFAULT_BLOCK_SIZE
+        from indexing.numba_index.index import DEFAULT_BLOCK_SIZE
 
         self.alphas, self.alpha, self.method = tuple(alphas), alphas[0], method
         self.block_size, self.reorder = block_size or DEFAULT_BLOCK_SIZE, reorder
@@ -95,14 +95,14 @@ class Ours(System):
         self.name = "ours, exhaustive" if method == "exhaustive" else "ours"
 
     def build(self, data, workdir):
-        from indexing.impact_index import build_index_from_matrix
+        from indexing.numba_index.build import build_index_from_matrix
 
         self.path = workdir / f"ours-b{self.block_size}-{self.reorder}"
         if not (self.path / "manifest.json").exists():
             build_index_from_matrix(data.docs, [str(i) for i in range(data.num_docs)], self.path, None, {"model": "bench"},
                                     bits=8, scale=1.0, overwrite=True, progress=False, block_size=self.block_size,
                                     reorder=self.reorder)
-        from indexing.impact_index import ImpactIndex
+        from indexing.numba_index.index import ImpactIndex
 
         self.index = ImpactIndex.load(self.path)
         self.stats = np.zeros(3, dtype=np.int64)
@@ -235,13 +235,13 @@ class Lucene(System):
     family = "lucene"
 
     def build(self, data, workdir):
-        from indexing.lucene import build_lucene_index
+        from indexing.lucene_index.build import build_lucene_index
 
         self.path = workdir / "lucene"
         if not (self.path / "manifest.json").exists():
             build_lucene_index(data.folder / "encoded", self.path, scale=1.0, bits=8, overwrite=True,
                                threads=os.cpu_count() or 1, progress=False)
-        from retrieval.lucene_search import LuceneImpactIndex
+        from indexing.lucene_index.index import LuceneImpactIndex
 
         self.index = LuceneImpactIndex.load(self.path)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from typing import Mapping, Sequence
 
-from evaluation.trec_files import ranked_lists
+from contracts.trec import ranked_lists
 
 RunDict = Mapping[str, Mapping[str, float]]
 

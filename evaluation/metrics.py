@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from evaluation.trec_files import EvaluationWarning, ranked_lists
+from contracts.trec import EvaluationWarning, ranked_lists
 
 Qrels = Mapping[str, Mapping[str, int]]
 RunDict = Mapping[str, Mapping[str, float]]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from indexing.files import atomic_path, write_text
+from contracts.atomic import atomic_path, write_text
 
 # (column title, benchmark, figure)
 COLUMNS = [

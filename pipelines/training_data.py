@@ -84,7 +84,7 @@ def _msmarco_rows(config: TrainingConfig, work_dir: Path, files: MsMarcoFiles) -
 
 
 def _read_tsv_dict(path: Path) -> dict[str, str]:
-    from pipelines.datasets import read_queries
+    from contracts.datasets import read_queries
 
     return dict(read_queries(path))
 
@@ -117,9 +117,9 @@ def _ir_datasets_passages() -> Callable[[str], str]:
 # ---- dataset folders ----------------------------------------------------------------------------------------------
 
 def _folder_rows(config: TrainingConfig, folder: Path, work_dir: Path) -> Path:
-    from evaluation.trec_files import read_qrels
+    from contracts.trec import read_qrels
     from indexing.encoder import document_text
-    from pipelines.datasets import read_corpus, read_queries
+    from contracts.datasets import read_corpus, read_queries
 
     queries = read_queries(folder / TRAIN_QUERIES)
     qrels = read_qrels(folder / TRAIN_QRELS)
@@ -150,7 +150,7 @@ def _folder_rows(config: TrainingConfig, folder: Path, work_dir: Path) -> Path:
         if is_cross_encoder(path):
             return CrossEncoderTeacher(path)
         if config.teacher == config.miner and (mining_dir / "encoded" / "manifest.json").exists():
-            from indexing.shards import read_encoded
+            from contracts.encoded import read_encoded
 
             return SpladeTeacher(miner_encoder(), read_encoded(mining_dir / "encoded"))  # reuse the mined vectors
         return SpladeTeacher(_splade_encoder(config.teacher, config.effective_max_length))

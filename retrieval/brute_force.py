@@ -10,6 +10,8 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from indexing.base import quantize
+
 
 def brute_force_search(queries: sp.csr_matrix, docs: sp.csr_matrix, doc_ids: Sequence[str], k: int = 1000,
                        scale: float | None = None, bits: int | None = None, batch: int = 256) -> list[list[tuple[str, float]]]:
@@ -18,8 +20,6 @@ def brute_force_search(queries: sp.csr_matrix, docs: sp.csr_matrix, doc_ids: Seq
     With `scale`, both sides are quantised as the impact index does (documents clipped to `bits`), so the scores
     are the index's integers; without it, the float SPLADE scores.
     """
-    from indexing.impact_index import quantize
-
     if scale is not None:
         docs = quantize(docs, scale, bits).astype(np.float64)
         queries = quantize(queries, scale, None).astype(np.float64)

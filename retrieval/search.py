@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from evaluation.trec_files import write_run
+from contracts.trec import write_run
 
 
 def retrieve(encoder, index, queries: Sequence[tuple[str, str]], k: int = 1000, progress: bool = True,

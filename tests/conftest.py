@@ -40,7 +40,7 @@ def cranfield() :
 @pytest.fixture(scope="session")
 def cranfield_encoded(tmp_path_factory, encoder, cranfield) -> Path:
     """Cranfield (1,400 real documents) encoded with splade-tiny at 128 tokens: about 15 s on 2 cores."""
-    from indexing.shards import encode_corpus
+    from indexing.encode import encode_corpus
 
     out = tmp_path_factory.mktemp("cranfield") / "encoded"
     encode_corpus(encoder, cranfield.corpus(), out, shard_size=500, progress=False)
@@ -49,7 +49,7 @@ def cranfield_encoded(tmp_path_factory, encoder, cranfield) -> Path:
 
 @pytest.fixture(scope="session")
 def cranfield_index(tmp_path_factory, cranfield_encoded):
-    from indexing.impact_index import build_index
+    from indexing.numba_index.build import build_index
 
     return build_index(cranfield_encoded, tmp_path_factory.mktemp("cranfield-index") / "index", progress=False)
 

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from pipelines.datasets import read_corpus, read_queries, resolve_dataset
+from contracts.datasets import read_corpus, read_queries
+from pipelines.datasets import resolve_dataset
 
 
 def test_local_folder(cranfield):

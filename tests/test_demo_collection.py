@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.trec_files import read_qrels
-from pipelines.datasets import DEMO, read_corpus, read_queries, resolve_dataset
+from contracts.trec import read_qrels
+from contracts.datasets import read_corpus, read_queries
+from pipelines.datasets import DEMO, resolve_dataset
 
 FOLDER = Path(__file__).resolve().parents[1] / "pipelines" / "demo_collection"
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from evaluation.metrics import evaluate_convention
-from evaluation.trec_files import read_qrels, read_run
-from indexing.impact_index import ImpactIndex
-from indexing.shards import read_encoded
+from contracts.trec import read_qrels, read_run
+from indexing.numba_index.index import ImpactIndex
+from contracts.encoded import read_encoded
 from retrieval.search import retrieve
 
 

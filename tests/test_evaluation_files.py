@@ -3,7 +3,7 @@ import gzip
 
 import pytest
 
-from evaluation.trec_files import EvaluationWarning, ranked_lists, read_qrels, read_run, write_run
+from contracts.trec import EvaluationWarning, ranked_lists, read_qrels, read_run, write_run
 
 
 def write(tmp_path, name, text):

@@ -5,7 +5,7 @@ import pytest
 
 from evaluation.fusion import fuse, normalized_sum, ranx_fuse
 from evaluation.metrics import evaluate_convention
-from evaluation.trec_files import read_qrels, read_run, write_run
+from contracts.trec import read_qrels, read_run, write_run
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not (DATA / "trec-dl-2019" / "reference-runs").exists(), reason=f"no {DATA}")

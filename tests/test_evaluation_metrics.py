@@ -14,7 +14,7 @@ from evaluation.metrics import (
     format_table,
 )
 from evaluation.significance import compare_runs
-from evaluation.trec_files import read_qrels, read_run
+from contracts.trec import read_qrels, read_run
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RUNS = ["BM25", "BM25_RM3", "D_BERT_KD_TASB", "OPEN_AI_ADA2", "REP_LLAMA", "SPLADE_P_P_ENSEMBLE_DISTIL"]

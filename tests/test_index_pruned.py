@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from indexing.impact_index import FORMAT_VERSION, ImpactIndex, build_index_from_matrix
+from indexing.numba_index.build import build_index_from_matrix
+from indexing.numba_index.index import FORMAT_VERSION, ImpactIndex
 
 
 def brute_force(docs: sp.csr_matrix, queries: sp.csr_matrix, k: int):
@@ -94,8 +95,8 @@ def test_pruning_skips_work_and_ties_are_frequent(random_indexes):
 
 @pytest.mark.parametrize("k", [10, 1000])
 def test_pruned_equals_brute_force_on_cranfield(cranfield_index, cranfield_encoded, cranfield_queries, k):
-    from indexing.impact_index import quantize
-    from indexing.shards import read_encoded
+    from indexing.base import quantize
+    from contracts.encoded import read_encoded
 
     _, matrix = cranfield_queries
     index = cranfield_index
@@ -158,7 +159,7 @@ def test_block_size_must_fit_a_byte(tmp_path):
 
 def test_entry_lookup_matches_searchsorted():
     """The interpolation + gallop lookup of a block among a term's blocks, against numpy on random lists."""
-    from indexing.kernels import _find_entry
+    from indexing.numba_index.kernels import _find_entry
 
     rng = np.random.default_rng(0)
     for _ in range(300):
@@ -174,8 +175,8 @@ def test_entry_lookup_matches_searchsorted():
 
 def test_build_quantisation_equals_quantize():
     """The one-pass quantisation of the build is DESIGN.md's round(w * scale), clipped, zeros dropped."""
-    from indexing.blocks import quantize_rows
-    from indexing.impact_index import quantize
+    from indexing.numba_index.layout import quantize_rows
+    from indexing.base import quantize
 
     rng = np.random.default_rng(3)
     m = sp.random(200, 300, density=0.05, format="csr", random_state=4, dtype=np.float32)
@@ -194,7 +195,7 @@ def test_build_quantisation_equals_quantize():
 def test_layout_holds_every_posting_once(tmp_path, block_size):
     """Walking each term's entries (counts, from offsets[t]) and jumping to any entry (anchors) both give back the
     term's column of the corpus, full blocks of 256 postings included (a count stored minus one in a byte)."""
-    from indexing.kernels import _entry_start
+    from indexing.numba_index.kernels import _entry_start
 
     docs, _ = topical_collection(11, num_docs=700)
     docs = docs.tolil()

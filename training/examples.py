@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping
 
-from indexing.files import atomic_path
+from contracts.atomic import atomic_path
 
 
 @dataclass

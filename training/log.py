@@ -11,7 +11,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from indexing.files import atomic_path, write_text
+from contracts.atomic import atomic_path, write_text
 
 COLUMNS = ("step", "epoch", "loss", "base_loss", "query_regularizer_loss", "document_regularizer_loss",
            "flops", "query_nnz", "document_nnz", "query_regularizer_weight", "document_regularizer_weight",

@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from indexing.impact_index import ImpactIndex, build_index
-from indexing.shards import encode_corpus
+from indexing.numba_index.build import build_index
+from indexing.numba_index.index import ImpactIndex
+from indexing.encode import encode_corpus
 from retrieval.search import retrieve
 
 

@@ -22,7 +22,7 @@ from sentence_transformers.sparse_encoder.callbacks.splade_callbacks import Spla
 from sentence_transformers.sparse_encoder.losses import SparseMarginMSELoss, SparseMultipleNegativesRankingLoss, SpladeLoss
 
 from indexing.encoder import load_sparse_encoder
-from indexing.files import write_json
+from contracts.atomic import write_json
 from training.config import TrainingConfig
 from training.log import TrainingLogCallback
 from training.monitor import BatchStats, MeasuredFlopsLoss

@@ -23,10 +23,11 @@ def register(subparsers) -> None:
 
 def demo_command(args: argparse.Namespace) -> int:
     from evaluation.metrics import evaluate_convention, format_table
-    from evaluation.trec_files import read_qrels, write_run
-    from indexing.files import write_json
-    from indexing.impact_index import build_index
-    from indexing.shards import encode_corpus, read_encoded
+    from contracts.trec import read_qrels, write_run
+    from contracts.atomic import write_json
+    from indexing.numba_index.build import build_index
+    from contracts.encoded import read_encoded
+    from indexing.encode import encode_corpus
     from pipelines.commands.stages import make_encoder
     from pipelines.datasets import resolve_dataset
     from pipelines.layout import work_dir

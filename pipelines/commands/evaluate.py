@@ -12,8 +12,9 @@ from pathlib import Path
 from evaluation.fusion import METHODS, fuse
 from evaluation.metrics import CONVENTIONS, evaluate_convention_detailed, format_table
 from evaluation.results_table import benchmark_of, collect_rows, convention_of, mark_significance, write_table, COLUMNS
-from evaluation.trec_files import read_qrels, read_run, write_run
-from indexing.files import read_json, write_json
+from contracts.trec import read_qrels, read_run, write_run
+from contracts.atomic import write_json
+from contracts.manifest import read_json
 
 
 def register(subparsers) -> None:
@@ -221,7 +222,7 @@ def _json_safe(obj):
 
 def load_index_doc_freqs(index_path: str | Path):
     """(per-term document frequencies, number of documents) of an index folder."""
-    from indexing.impact_index import ImpactIndex
+    from indexing.numba_index.index import ImpactIndex
 
     index = ImpactIndex.load(index_path)
     return index.doc_freqs, index.num_docs

@@ -34,11 +34,12 @@ def register(subparsers) -> None:
 def compare_command(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from evaluation.trec_files import write_run
-    from indexing.files import write_json
-    from indexing.impact_index import build_index
-    from indexing.lucene import build_lucene_index, directory_size
-    from indexing.shards import encode_corpus
+    from contracts.trec import write_run
+    from contracts.atomic import write_json
+    from indexing.numba_index.build import build_index
+    from indexing.lucene_index.build import build_lucene_index
+    from indexing.lucene_index.index import directory_size
+    from indexing.encode import encode_corpus
     from pipelines.commands.stages import make_encoder
     from pipelines.datasets import resolve_dataset
 

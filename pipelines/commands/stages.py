@@ -64,7 +64,7 @@ def make_encoder(model: str, args: argparse.Namespace):
 
 
 def encode_command(args: argparse.Namespace) -> int:
-    from indexing.shards import encode_corpus
+    from indexing.encode import encode_corpus
     from pipelines.datasets import resolve_dataset
 
     dataset = resolve_dataset(args.dataset)
@@ -77,20 +77,20 @@ def encode_command(args: argparse.Namespace) -> int:
 def build_any_index(encoded: str | Path, output: str | Path, backend: str = "numba", bits: int = 8,
                     scale: float | None = None, overwrite: bool = False):
     if backend == "lucene":
-        from indexing.lucene import build_lucene_index
+        from indexing.lucene_index.build import build_lucene_index
 
         return build_lucene_index(encoded, output, scale=scale, bits=bits, overwrite=overwrite)
-    from indexing.impact_index import build_index
+    from indexing.numba_index.build import build_index
 
     return build_index(encoded, output, bits=bits, scale=scale, overwrite=overwrite)
 
 
 def open_index(path: str | Path, backend: str = "numba"):
     if backend == "lucene":
-        from retrieval.lucene_search import LuceneImpactIndex
+        from indexing.lucene_index.index import LuceneImpactIndex
 
         return LuceneImpactIndex.load(path)
-    from indexing.impact_index import ImpactIndex
+    from indexing.numba_index.index import ImpactIndex
 
     return ImpactIndex.load(path)
 

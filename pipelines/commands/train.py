@@ -117,7 +117,7 @@ def evaluate_before_after(config: TrainingConfig, base: Path, trained: Path, out
     base model's corpus vectors are those mining already encoded when the miner is the base model.
     """
     from evaluation.metrics import format_table
-    from indexing.files import write_json
+    from contracts.atomic import write_json
     from pipelines.datasets import resolve_dataset, slugify
     from pipelines.models import resolve_model
 
@@ -141,10 +141,11 @@ def evaluate_before_after(config: TrainingConfig, base: Path, trained: Path, out
 def _evaluate_model(model: Path, dataset, work: Path, doc_max_length: int, encoded: Path) -> dict:
     from evaluation.flops import sparsity_stats_from_matrices
     from evaluation.metrics import evaluate_convention
-    from evaluation.trec_files import read_qrels, write_run
+    from contracts.trec import read_qrels, write_run
     from indexing.encoder import SpladeEncoder
-    from indexing.impact_index import build_index
-    from indexing.shards import encode_corpus, read_encoded
+    from indexing.numba_index.build import build_index
+    from contracts.encoded import read_encoded
+    from indexing.encode import encode_corpus
     from retrieval.search import retrieve
 
     encoder = SpladeEncoder(model, doc_max_length=doc_max_length)

@@ -23,11 +23,20 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from indexing.files import read_manifest
-from indexing.impact_index import QuantizedIndex
-from indexing.lucene import FORMAT, FORMAT_VERSION, LUCENE_DIR, directory_size, lucene_terms
+from contracts.manifest import read_manifest
+from indexing.base import QuantizedIndex
+from indexing.lucene_index.export import lucene_terms
+from indexing.lucene_index.java import start_jvm
+
+FORMAT = "splade-lucene-impact-index"
+FORMAT_VERSION = 1
+LUCENE_DIR = "lucene"
 
 FLOAT_EXACT = 2**24  # Lucene scores are float32: integer sums are exact below this
+
+
+def directory_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
 class LuceneImpactIndex(QuantizedIndex):
@@ -36,8 +45,6 @@ class LuceneImpactIndex(QuantizedIndex):
     kind = "Lucene index"
 
     def __init__(self, path: Path, manifest: dict, doc_ids: list[str], vocab: list[str]):
-        from indexing.java import start_jvm
-
         start_jvm()
         from jnius import autoclass
 

@@ -21,8 +21,6 @@ Search is exact block-max pruning by default (same documents, scores and tie ord
 from __future__ import annotations
 
 import json
-import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,9 +28,9 @@ import numba as nb
 import numpy as np
 import scipy.sparse as sp
 
-from indexing import blocks, kernels
-from indexing.files import read_manifest, save_npy, write_json, write_text
-from indexing.shards import iter_shards, open_encoded, read_vocab
+from contracts.manifest import read_manifest
+from indexing.base import QuantizedIndex
+from indexing.numba_index import kernels
 
 FORMAT = "splade-impact-index"
 FORMAT_VERSION = 3  # 2 -> 3: per-entry posting starts (4 bytes) became counts (1 byte) plus anchors
@@ -40,141 +38,6 @@ ARRAYS = ("offsets", "slots", "impacts", "term_max", "doc_order", "bm_offsets", 
           "bm_anchors")
 DEFAULT_BLOCK_SIZE = 32
 METHODS = ("pruned", "exhaustive")
-
-
-def quantize(matrix: sp.csr_matrix, scale: float, bits: int | None) -> sp.csr_matrix:
-    """round(w * scale) as integers (DESIGN.md); with `bits`, clipped to what that many bits hold; zeros dropped."""
-    q = matrix.copy().astype(np.float64)
-    q.data = np.rint(q.data * scale)
-    if bits is not None:
-        np.clip(q.data, 0, 2**bits - 1, out=q.data)
-    q.data = q.data.astype(np.int64)
-    q.eliminate_zeros()
-    return q
-
-
-def default_scale(max_weight: float, bits: int) -> float:
-    """The largest scale at which the heaviest weight of the corpus still fits in `bits` bits."""
-    if max_weight <= 0:
-        raise ValueError("the encoded corpus has no positive weight: nothing to index")
-    return (2**bits - 1) / max_weight
-
-
-def build_index(encoded_dir: str | Path, index_dir: str | Path, bits: int = 8, scale: float | None = None,
-                overwrite: bool = False, progress: bool = True, block_size: int = DEFAULT_BLOCK_SIZE,
-                reorder: str = "top-terms") -> "ImpactIndex":
-    """Quantise the encoded corpus and write the index folder (all files atomically, the manifest last)."""
-    encoded_dir, index_dir = Path(encoded_dir), Path(index_dir)
-    encoded = open_encoded(encoded_dir)
-    if (index_dir / "manifest.json").exists() and not overwrite:
-        raise FileExistsError(f"{index_dir}: an index is already there; pass --overwrite to replace it")
-    ids, parts = [], []
-    for shard_ids, matrix in iter_shards(encoded_dir):
-        ids.extend(shard_ids)
-        parts.append(matrix)
-    corpus = sp.vstack(parts, format="csr")
-    info = {key: encoded.get(key) for key in ("model", "vocab_hash", "query_max_length", "doc_max_length")}
-    info["encoded"] = str(encoded_dir)
-    return build_index_from_matrix(corpus, ids, index_dir, read_vocab(encoded_dir), info, bits=bits, scale=scale,
-                                   overwrite=overwrite, progress=progress, block_size=block_size, reorder=reorder)
-
-
-def build_index_from_matrix(corpus: sp.csr_matrix, ids: list[str], index_dir: str | Path, vocab: list[str] | None,
-                            info: dict, bits: int = 8, scale: float | None = None, overwrite: bool = False,
-                            progress: bool = True, block_size: int = DEFAULT_BLOCK_SIZE,
-                            reorder: str = "top-terms") -> "ImpactIndex":
-    """The index of an in-memory CSR corpus (rows = documents); `info` gives model, vocab_hash and max lengths."""
-    index_dir = Path(index_dir)
-    if bits not in (8, 16):
-        raise ValueError(f"bits must be 8 or 16, got {bits}")
-    if len(ids) != corpus.shape[0]:
-        raise ValueError(f"{len(ids)} document ids for {corpus.shape[0]} rows")
-    if (index_dir / "manifest.json").exists() and not overwrite:
-        raise FileExistsError(f"{index_dir}: an index is already there; pass --overwrite to replace it")
-    started = time.perf_counter()
-    if scale is None:
-        scale = default_scale(float(corpus.data.max()) if corpus.nnz else 0.0, bits)
-    dtype = np.uint8 if bits == 8 else np.uint16
-    corpus = sp.csr_matrix(corpus)
-    corpus.sort_indices()
-    quantised = blocks.quantize_rows(corpus, scale, bits, dtype)
-    vocab_size = int(corpus.shape[1])
-    order = blocks.document_order(quantised, reorder)
-    arrays = blocks.block_layout(quantised, order, block_size, dtype)
-    del quantised
-    arrays["doc_order"] = order
-    arrays["term_max"] = _term_max(arrays["offsets"], arrays["impacts"])
-    index_dir.mkdir(parents=True, exist_ok=True)
-    if (index_dir / "manifest.json").exists():
-        os.unlink(index_dir / "manifest.json")  # an index without its manifest is never mistaken for a complete one
-    for name, array in arrays.items():
-        save_npy(index_dir / f"{name}.npy", array)
-    write_text(index_dir / "doc_ids.txt", "".join(f"{i}\n" for i in ids))
-    if vocab is not None:
-        write_text(index_dir / "vocab.json", json.dumps(vocab, ensure_ascii=False))
-    num_postings = int(arrays["impacts"].shape[0])
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "model": info.get("model"),
-        "vocab_size": vocab_size,
-        "vocab_hash": info.get("vocab_hash"),
-        "query_max_length": info.get("query_max_length"),
-        "doc_max_length": info.get("doc_max_length"),
-        "num_docs": len(ids),
-        "num_postings": num_postings,
-        "scale": float(scale),
-        "bits": bits,
-        "block_size": int(block_size),
-        "reorder": reorder,
-        "encoded": info.get("encoded"),
-    }
-    write_json(index_dir / "manifest.json", manifest)
-    if progress:
-        size = sum((index_dir / f"{n}.npy").stat().st_size for n in ARRAYS) / 2**20
-        print(f"indexed {len(ids):,} documents, {num_postings:,} postings, scale {scale:.3f}, {bits} bits, "
-              f"blocks of {block_size}, {size:.1f} MiB, in {time.perf_counter() - started:.1f} s -> {index_dir}")
-    return ImpactIndex.load(index_dir)
-
-
-def _term_max(offsets: np.ndarray, impacts: np.ndarray) -> np.ndarray:
-    out = np.zeros(offsets.shape[0] - 1, dtype=impacts.dtype)
-    nonempty = np.flatnonzero(np.diff(offsets) > 0)
-    if nonempty.size:
-        out[nonempty] = np.maximum.reduceat(impacts, offsets[nonempty])
-    return out
-
-
-class QuantizedIndex:
-    """What every back end shares: a manifest with the vocabulary and the scale that queries are quantised with."""
-
-    path: Path
-    manifest: dict
-    kind = "index"
-
-    @property
-    def num_docs(self) -> int:
-        return int(self.manifest["num_docs"])
-
-    @property
-    def scale(self) -> float:
-        return float(self.manifest["scale"])
-
-    def check_vocabulary(self, vocab_hash: str, vocab_size: int, what: str = "the query encoder") -> None:
-        if vocab_hash != self.manifest["vocab_hash"] or vocab_size != self.manifest["vocab_size"]:
-            raise ValueError(
-                f"{self.path}: this {self.kind} was built for vocabulary {self.manifest['vocab_hash']} "
-                f"({self.manifest['vocab_size']} terms, model {self.manifest['model']}), but {what} uses "
-                f"{vocab_hash} ({vocab_size} terms): encode queries with the index's model"
-            )
-
-    def quantize_queries(self, queries: sp.csr_matrix) -> sp.csr_matrix:
-        """Queries get the index's scale (no bit limit: query weights are never stored), zeros dropped."""
-        if queries.shape[1] != self.manifest["vocab_size"]:
-            raise ValueError(f"queries have {queries.shape[1]} dimensions, the index {self.path} {self.manifest['vocab_size']}")
-        q = quantize(sp.csr_matrix(queries), self.scale, None)
-        q.sort_indices()
-        return q
 
 
 @dataclass

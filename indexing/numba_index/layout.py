@@ -12,7 +12,7 @@ import numba as nb
 import numpy as np
 import scipy.sparse as sp
 
-from indexing.kernels import ANCHOR_SHIFT
+from indexing.numba_index.kernels import ANCHOR_SHIFT
 
 REORDERINGS = ("top-terms", "none")
 

@@ -10,77 +10,21 @@ missing shard and produces the same files as an uninterrupted one.
 """
 from __future__ import annotations
 
-import itertools
 import json
-import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import numpy as np
 import scipy.sparse as sp
 
-from indexing.files import atomic_path, read_json, write_json, write_text
+from contracts.atomic import atomic_path, write_json
+from contracts.manifest import read_json
 
 FORMAT = "splade-encoded"
 FORMAT_VERSION = 1
 
 
-def encode_corpus(
-    encoder,
-    docs: Iterable[tuple[str, str]],
-    output_dir: str | Path,
-    shard_size: int = 2000,
-    total: int | None = None,
-    progress: bool = True,
-    source: str | None = None,
-) -> dict:
-    """Encode (doc id, text) pairs into shards under output_dir; returns the final manifest.
-
-    `encoder` is an `indexing.encoder.SpladeEncoder` (anything with encode_documents and describe()); `source`
-    names the corpus (a dataset folder or id), so that a folder is never resumed with another corpus.
-    """
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    info = {**encoder.describe(), "source": source}
-    manifest = _start_or_resume(out, info, shard_size)
-    if manifest["complete"]:
-        return manifest
-    done_docs = sum(s["num_docs"] for s in manifest["shards"])
-    write_text(out / "vocab.json", json.dumps(encoder.vocab, ensure_ascii=False))
-
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, initial=done_docs, desc="encoding corpus", unit="doc", disable=not progress)
-    started, encoded = time.perf_counter(), 0
-    remaining = itertools.islice(iter(docs), done_docs, None)
-    while True:
-        chunk = list(itertools.islice(remaining, shard_size))
-        if not chunk:
-            break
-        ids = [doc_id for doc_id, _ in chunk]
-        matrix = encoder.encode_documents([text for _, text in chunk])
-        number = len(manifest["shards"])
-        name = f"shard-{number:05d}.npz"
-        save_shard(out / name, ids, matrix)
-        manifest["shards"].append({"file": name, "num_docs": len(ids), "nnz": int(matrix.nnz)})
-        write_json(out / "manifest.json", manifest)
-        encoded += len(ids)
-        bar.update(len(ids))
-    bar.close()
-    manifest["complete"] = True
-    manifest["num_docs"] = sum(s["num_docs"] for s in manifest["shards"])
-    write_json(out / "manifest.json", manifest)
-    seconds = time.perf_counter() - started
-    if progress and encoded:
-        nnz = sum(s["nnz"] for s in manifest["shards"])
-        print(
-            f"encoded {encoded:,} documents in {seconds:.1f} s ({encoded / seconds:.1f} docs/s); "
-            f"{manifest['num_docs']:,} in {out}, {nnz / max(manifest['num_docs'], 1):.1f} non-zeros per document"
-        )
-    return manifest
-
-
-def _start_or_resume(out: Path, info: dict, shard_size: int) -> dict:
+def start_or_resume(out: Path, info: dict, shard_size: int) -> dict:
     path = out / "manifest.json"
     if not path.exists():
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **info, "shard_size": shard_size, "shards": [], "complete": False}

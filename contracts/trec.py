@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 from typing import IO, Iterator, Mapping, Sequence
 
-from indexing.files import atomic_path
+from contracts.atomic import atomic_path
 
 
 class EvaluationWarning(UserWarning):
