@@ -9,6 +9,18 @@ STAMP := $(VENV)/.installed
 MODEL ?= splade-tiny
 DATASET ?= demo
 OUT ?= outputs
+BACKEND ?= numba
+INDEX_DIR ?= $(OUT)/index
+EVAL_DIR ?= $(OUT)/eval
+
+# Every output path comes from pipelines/layout.py, the one slug rule the CLI uses too (`.hidden`, `my.model.`,
+# `../x/y` land where Python puts them). LAYOUT prints `key=path` lines for one model and dataset (keys: encoded,
+# index, run, metrics, flops, work, compare, model_slug, dataset_slug); shell loops `eval` them, and
+# $(call layout_of,MODEL,DATASET,KEY[,BACKEND]) picks one in a recipe. It is a small standard-library program,
+# not `splade paths`, because the `splade` CLI imports torch (seconds) and a target asks several times.
+LAYOUT = $(PY) -m pipelines.layout --out '$(OUT)' --index-root '$(INDEX_DIR)' --eval-root '$(EVAL_DIR)'
+layout_of = $(or $(patsubst $(3)=%,%,$(filter $(3)=%,$(shell $(LAYOUT) --model '$(1)' --dataset '$(2)' \
+  --backend '$(or $(4),numba)'))),$(error no $(3) path from `$(LAYOUT) --model '$(1)' --dataset '$(2)'`; is $(PY) installed? (make install)))
 
 .PHONY: install test demo help
 .DEFAULT_GOAL := help
@@ -24,6 +36,7 @@ help:
 	@echo "make flops    FLOPS and mean non-zeros of MS MARCO dev queries against MODEL's index"
 	@echo "make results-table   every metrics.json under outputs/eval into results.md, .csv and .png"
 	@echo "make bench    speed benchmark of the index against its peers (long)"
+	@echo "$(PY) -m pipelines.layout --model M --dataset D   where these targets put M's outputs on D"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,9 +49,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q tests
 
 demo: $(STAMP)
-	$(SPLADE) demo --model $(MODEL) --dataset $(DATASET)
+	$(SPLADE) demo --model $(MODEL) --dataset $(DATASET) --output $(call layout_of,$(MODEL),$(DATASET),work)
 
 -include mk/*.mk

@@ -29,11 +29,12 @@ DEFAULT_SYSTEMS = ("numba,ours:1/0.95/0.9/0.85/0.8/0.7,ours-exhaustive,scipy,pis
 
 
 # ------------------------------------------------------------------------------------------------ data
-def write_data(folder: Path, docs: sp.csr_matrix, queries: dict[str, sp.csr_matrix], vocab: list[str], model: str) -> None:
+def write_data(folder: Path, docs: sp.csr_matrix, queries: dict[str, sp.csr_matrix], vocab: list[str],
+               model: str) -> None:
     """docs.npz, queries-<set>.npz and encoded/ (the shard layout our index and the Lucene export read)."""
-    from indexing.encoder import vocabulary_hash
     from contracts.atomic import atomic_path, write_json, write_text
     from contracts.encoded import FORMAT, FORMAT_VERSION, save_shard
+    from indexing.encoder import vocabulary_hash
 
     enc = folder / "encoded"
     enc.mkdir(parents=True, exist_ok=True)
@@ -66,7 +67,8 @@ def synthetic_data(cache: Path, num_docs: int, num_queries: int, seed: int) -> P
     docs, light, heavy = synthetic.collection(spec)
     write_data(folder, docs, {"light": light, "heavy": heavy}, [f"t{i}" for i in range(spec.vocab)], "synthetic")
     print(f"synthetic collection: {num_docs:,} docs, {docs.nnz / num_docs:.1f} non-zeros per doc, queries "
-          f"{light.nnz / light.shape[0]:.1f} / {heavy.nnz / heavy.shape[0]:.1f} non-zeros, in {time.perf_counter() - started:.0f} s",
+          f"{light.nnz / light.shape[0]:.1f} / {heavy.nnz / heavy.shape[0]:.1f} non-zeros, "
+          f"in {time.perf_counter() - started:.0f} s",
           flush=True)
     return folder
 
@@ -162,25 +164,29 @@ def machine() -> str:
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}")
 
 
 def table(summaries: list[dict], title: str) -> str:
     lines = [f"### {title}", "",
-             "| system | set | k | median ms | p99 ms | CPU median ms | q/s all cores | top-10 overlap | exact scores | index MiB | build s | build peak MiB |",
+             "| system | set | k | median ms | p99 ms | CPU median ms | q/s all cores | top-10 overlap | exact scores "
+             "| index MiB | build s | build peak MiB |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summaries:
         if not s.get("ok"):
-            lines.append(f"| {s.get('name', s['system'])} | | | failed: {s.get('error', '?').replace('|', '/')} | | | | | | | | |")
+            error = s.get("error", "?").replace("|", "/")
+            lines.append(f"| {s.get('name', s['system'])} | | | failed: {error} | | | | | | | | |")
             continue
         first = True
         for run in s["runs"]:
             extra = (f"{s['size_mib']:,.0f} | {s['build_s']:.1f} | {s['build_peak_mib']:,.0f}" if first else " | | ")
             first = False
             same = run.get("same_scores")
+            few = "" if run["queries_timed"] >= 100 else f" ({run['queries_timed']} q)"
             lines.append(
                 f"| {run['name']} | {run['set']} | {run['k']} | {run['median_ms']:.2f} | {run['p99_ms']:.2f} | "
-                f"{run.get('cpu_median_ms', float('nan')):.2f}{'' if run['queries_timed'] >= 100 else ' (' + str(run['queries_timed']) + ' q)'} | "
+                f"{run.get('cpu_median_ms', float('nan')):.2f}{few} | "
                 f"{run['qps_all_cores']:,.0f} | {run.get('top10_overlap', float('nan')):.3f} | "
                 f"{'yes' if same else ('no' if same is not None else '?')} | {extra} |")
     return "\n".join(lines)
@@ -190,13 +196,14 @@ def where_time_goes(summaries: list[dict], bandwidth_gbs: float) -> str:
     """Postings our exact search touches against the exhaustive count and the memory-bandwidth floor."""
     out = []
     ours = next((s for s in summaries if s.get("system", "").startswith("ours") and s.get("ok")
-                 and s.get("family") == "ours" and "exhaustive" not in s["name"]), None)
+                 and s.get("family") == "ours" and s["name"] == "ours"), None)  # pruned search, not auto
     if not ours:
         return ""
     out.append(f"Memory-bandwidth floor at {bandwidth_gbs:.1f} GB/s (measured copy bandwidth), 2 bytes per posting "
                f"(uint8 slot + uint8 impact) and 3 per block maximum read (uint16 block + uint8 maximum):")
     out.append("")
-    out.append("| search | set | k | blocks scored | postings scored | block maxima read | floor ms | median ms | x floor |")
+    out.append("| search | set | k | blocks scored | postings scored | block maxima read | floor ms | median ms "
+               "| x floor |")
     out.append("|---|---|---|---|---|---|---|---|---|")
     for run in ours["runs"]:
         if "postings_per_query" not in run:
@@ -226,7 +233,8 @@ def plot(all_summaries: dict[str, list[dict]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     panels = [(name, set_name, k) for name, summaries in all_summaries.items()
-              for set_name in sorted({r["set"] for s in summaries if s.get("ok") for r in s["runs"]}) for k in (10, 1000)]
+              for set_name in sorted({r["set"] for s in summaries if s.get("ok") for r in s["runs"]})
+              for k in (10, 1000)]
     if not panels:
         return
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), squeeze=False)
@@ -261,7 +269,8 @@ def main(argv=None) -> int:
     parser.add_argument("--skip", default="", help="systems to leave out (by name before the colon), e.g. seismic,bmp")
     parser.add_argument("--no-real", action="store_true", help="synthetic collection only")
     parser.add_argument("--no-synthetic", action="store_true", help="real vectors only")
-    parser.add_argument("--partial-real", action="store_true", help="use the encoded shards done so far if encoding is unfinished")
+    parser.add_argument("--partial-real", action="store_true",
+                        help="use the encoded shards done so far if encoding is unfinished")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--reuse-results", action="store_true",
                         help="keep the results of systems already measured with the same settings (delete a system's "
@@ -277,9 +286,11 @@ def main(argv=None) -> int:
         systems.insert(0, REFERENCE)
     collections = []
     if not args.no_synthetic:
-        collections.append((f"synthetic {args.docs:,} docs", synthetic_data(args.cache, args.docs, args.queries, args.seed)))
+        collections.append((f"synthetic {args.docs:,} docs",
+                            synthetic_data(args.cache, args.docs, args.queries, args.seed)))
     if not args.no_real:
-        collections.append(("TREC DL 2019 pool, splade-tiny", real_data(args.cache, args.real_queries, args.partial_real)))
+        collections.append(("TREC DL 2019 pool, splade-tiny",
+                            real_data(args.cache, args.real_queries, args.partial_real)))
     bandwidth = copy_bandwidth()
     report = [f"Machine: {machine()}; measured copy bandwidth {bandwidth:.1f} GB/s.", ""]
     all_summaries = {}

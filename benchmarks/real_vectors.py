@@ -22,9 +22,9 @@ def encode_real(cache: Path = CACHE, data: Path = DATA, model: str = "splade-tin
 
     With allow_partial, an unfinished encoding is not resumed: the shards done so far (a prefix of the pool) are used.
     """
-    from indexing.encoder import SpladeEncoder
     from contracts.encoded import read_encoded
     from indexing.encode import encode_corpus
+    from indexing.encoder import SpladeEncoder
     from pipelines.datasets import resolve_dataset
     from pipelines.models import resolve_model
 

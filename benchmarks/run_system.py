@@ -94,7 +94,8 @@ def main(argv=None) -> int:
     parser.add_argument("--output", type=Path, required=True, help="prefix of the .json and .npz written")
     parser.add_argument("--ks", default="10,1000")
     parser.add_argument("--timing-queries", type=int, default=200, help="queries timed one by one per set")
-    parser.add_argument("--reuse", action="store_true", help="keep an index already in --workdir (build time then unmeasured)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep an index already in --workdir (build time then unmeasured)")
     args = parser.parse_args(argv)
 
     from benchmarks.systems import make

@@ -105,15 +105,22 @@ def _draw(seed, n_rows, mean_nnz, sigma_nnz, max_nnz, topic_share, global_cdf, t
 def documents(spec: SyntheticSpec, model: _Model | None = None) -> sp.csr_matrix:
     """[num_docs, vocab] CSR float32 holding integer impacts 1..255."""
     model = model or _model(spec)
-    chunk = 100_000
-    parts = []
-    for c, start in enumerate(range(0, spec.num_docs, chunk)):
-        n = min(chunk, spec.num_docs - start)
-        indptr, indices, data = _draw(spec.seed * 1000 + c, n, spec.doc_nnz, 0.55, 1024, spec.topic_share,
-                                      model.global_cdf, model.topic_terms, model.topic_cdf,
-                                      np.log(60.0), np.log(20.0), 0.6, spec.vocab)
-        parts.append(sp.csr_matrix((data, indices, indptr), shape=(n, spec.vocab)))
+    parts = [document_chunk(spec, c, min(CHUNK, spec.num_docs - start), model)
+             for c, start in enumerate(range(0, spec.num_docs, CHUNK))]
     return sp.vstack(parts, format="csr")
+
+
+CHUNK = 100_000  # documents drawn per seed: chunk c of any collection of the same spec is the same matrix
+
+
+def document_chunk(spec: SyntheticSpec, number: int, rows: int = CHUNK, model: _Model | None = None) -> sp.csr_matrix:
+    """Documents number * CHUNK ... of the collection (`rows` of them; fewer than CHUNK only for the last chunk),
+    drawn alone: a collection of any size is written chunk by chunk without holding it (benchmarks/scale.py)."""
+    model = model or _model(spec)
+    indptr, indices, data = _draw(spec.seed * 1000 + number, rows, spec.doc_nnz, 0.55, 1024, spec.topic_share,
+                                  model.global_cdf, model.topic_terms, model.topic_cdf,
+                                  np.log(60.0), np.log(20.0), 0.6, spec.vocab)
+    return sp.csr_matrix((data, indices, indptr), shape=(rows, spec.vocab))
 
 
 def queries(spec: SyntheticSpec, heavy: bool, model: _Model | None = None) -> sp.csr_matrix:
@@ -131,8 +138,3 @@ def collection(spec: SyntheticSpec) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.cs
     model = _model(spec)
     return documents(spec, model), queries(spec, False, model), queries(spec, True, model)
 
-
-def postings_touched(docs_csc_lengths: np.ndarray, queries_matrix: sp.csr_matrix) -> np.ndarray:
-    """Per query, the summed posting-list lengths of its terms (what an exhaustive scorer reads)."""
-    q = sp.csr_matrix(queries_matrix)
-    return np.add.reduceat(docs_csc_lengths[q.indices], q.indptr[:-1]) if q.nnz else np.zeros(q.shape[0])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,24 +81,27 @@ class System:
 
 # --------------------------------------------------------------------------------------------- ours
 class Ours(System):
-    """indexing.impact_index: block-max pruning (exact at alpha = 1), or every posting (method='exhaustive')."""
+    """indexing.numba_index: block-max pruning (exact at alpha = 1), every posting (method='exhaustive'), or the
+    one the index picks for the k asked (method='auto')."""
 
     family = "ours"
 
-    def __init__(self, alphas=(1.0,), method: str = "pruned", block_size: int | None = None, reorder: str = "top-terms"):
+    def __init__(self, alphas=(1.0,), method: str = "pruned", block_size: int | None = None,
+                 reorder: str = "top-terms"):
         from indexing.numba_index.index import DEFAULT_BLOCK_SIZE
 
         self.alphas, self.alpha, self.method = tuple(alphas), alphas[0], method
         self.block_size, self.reorder = block_size or DEFAULT_BLOCK_SIZE, reorder
         self.exact = self.alpha == 1.0
-        self.name = "ours, exhaustive" if method == "exhaustive" else "ours"
+        self.name = {"exhaustive": "ours, exhaustive", "auto": "ours, auto"}.get(method, "ours")
 
     def build(self, data, workdir):
         from indexing.numba_index.build import build_index_from_matrix
 
         self.path = workdir / f"ours-b{self.block_size}-{self.reorder}"
         if not (self.path / "manifest.json").exists():
-            build_index_from_matrix(data.docs, [str(i) for i in range(data.num_docs)], self.path, None, {"model": "bench"},
+            build_index_from_matrix(data.docs, [str(i) for i in range(data.num_docs)], self.path, None,
+                                    {"model": "bench"},
                                     bits=8, scale=1.0, overwrite=True, progress=False, block_size=self.block_size,
                                     reorder=self.reorder)
         from indexing.numba_index.index import ImpactIndex
@@ -123,7 +125,7 @@ class Ours(System):
         return f"ours (blocks of {self.block_size}, {self.reorder} reordering)"
 
     def variants(self):
-        if self.method == "exhaustive":
+        if self.method != "pruned":
             return [{}]
         return [{"alpha": a, "exact": a == 1.0, "name": "ours, exact" if a == 1.0 else f"ours, alpha {a:g}"}
                 for a in self.alphas]
@@ -262,8 +264,8 @@ class Lucene(System):
         # Anserini's own batch search over Java threads (the tie re-ordering of LuceneImpactIndex.search left out).
         rows = list(range(len(prepared[1])))
         found = self.index._batch(prepared[1], rows, k, os.cpu_count() or 1)
-        return [(np.array([int(d) for d, _ in found[r]], dtype=np.int64), np.array([s for _, s in found[r]], dtype=np.int64))
-                for r in rows]
+        return [(np.array([int(d) for d, _ in found[r]], dtype=np.int64),
+                 np.array([s for _, s in found[r]], dtype=np.int64)) for r in rows]
 
     def size_bytes(self):
         return dir_size(self.path / "lucene")
@@ -508,13 +510,15 @@ def _floats(arg: str, default: tuple) -> tuple:
 
 def make(spec: str) -> System:
     """A system from its command-line name; settings after a colon, several separated by slashes:
-    ours[:1/0.9/0.8], ours-exhaustive, numba, scipy, lucene, pisa-maxscore, pisa-bmw, bmp[:1/0.9],
+    ours[:1/0.9/0.8], ours-exhaustive, ours-auto, numba, scipy, lucene, pisa-maxscore, pisa-bmw, bmp[:1/0.9],
     seismic[:0.7/0.9] (heap factors), kannolo."""
     name, _, arg = spec.partition(":")
     if name == "ours":
         return Ours(alphas=_floats(arg, (1.0,)))
     if name == "ours-exhaustive":
         return Ours(method="exhaustive")
+    if name == "ours-auto":
+        return Ours(method="auto")
     if name == "numba":
         return NumbaExhaustive()
     if name == "scipy":

@@ -1,18 +1,27 @@
 """Encoded corpus on disk: numbered shards of CSR matrices plus a manifest, resumable shard by shard.
 
-Layout of an encoded folder:
-  manifest.json       model, vocabulary size and hash, max length, shard size, the shards done, complete flag
+Layout of an encoded folder written by one worker:
+  manifest.json       model, vocabulary size and hash, max lengths, precision, shard size, the corpus it was made
+                      from (its path and a fingerprint: size, mtime, documents and a digest of ids and texts), the
+                      shards done (each with the digest of its documents), complete flag
   vocab.json          token strings in id order (the Lucene export spells terms with them)
   shard-00000.npz     data, indices, indptr (CSR float32 over the vocabulary) and the shard's doc ids
+
+Written by N workers (`splade encode --shard-id I --shard-num N`), manifest.json holds what the workers share
+(model, lengths, shard size, `workers`: N, the corpus's size and document count), and each worker I keeps its own
+part manifest `part-I-of-N.json` (its range of documents, its shards `part-I-of-N-shard-00000.npz`, ..., complete
+flag). A reader takes the folder only when every part is complete, in corpus order (`open_encoded`).
 
 A shard is written atomically and only then recorded in the manifest, so a killed run resumes at the first
 missing shard and produces the same files as an uninterrupted one.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,29 +32,146 @@ from contracts.manifest import read_json
 FORMAT = "splade-encoded"
 FORMAT_VERSION = 1
 
+# What must match for a folder to be resumed or reused: vectors of another model, vocabulary, length or
+# precision must never be mixed with its shards.
+IDENTITY = ("vocab_hash", "vocab_size", "doc_max_length", "model", "precision")
+DEFAULTS = {"precision": "fp32"}  # folders written before a key existed hold what was then the only choice
 
-def start_or_resume(out: Path, info: dict, shard_size: int) -> dict:
-    path = out / "manifest.json"
-    if not path.exists():
-        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **info, "shard_size": shard_size, "shards": [], "complete": False}
-        write_json(path, manifest)
-        return manifest
-    manifest = read_json(path)
-    check_format(manifest, path)
-    for key in ("source", "vocab_hash", "vocab_size", "doc_max_length", "model"):
-        if key == "source" and key not in manifest:
-            continue  # encoded before the corpus was recorded: nothing to check against
-        if manifest.get(key) != info.get(key):
-            raise ValueError(
-                f"{path}: this folder was encoded with {key}={manifest.get(key)!r}, not {info.get(key)!r}; "
-                f"use another --output folder or delete this one"
+
+class EncodedMismatch(ValueError):
+    """The folder holds another encoding (model, vocabulary, length, precision, corpus, shard size or workers):
+    `splade encode --overwrite` encodes it again."""
+
+
+def part_name(shard_id: int, shard_num: int) -> str:
+    """The part manifest of worker `shard_id` of `shard_num`."""
+    return f"part-{shard_id}-of-{shard_num}.json"
+
+
+def shard_name(number: int, shard_id: int = 0, shard_num: int = 1) -> str:
+    """The file of shard `number` of a worker's part (one worker: shard-00000.npz, as always)."""
+    prefix = "" if shard_num == 1 else f"part-{shard_id}-of-{shard_num}-"
+    return f"{prefix}shard-{number:05d}.npz"
+
+
+def worker_range(shard_id: int, shard_num: int, total: int) -> tuple[int, int]:
+    """[start, stop) of the documents worker `shard_id` of `shard_num` encodes: the I-th contiguous range.
+
+    Raises:
+        ValueError: shard_id outside [0, shard_num) or shard_num below 1.
+    """
+    if shard_num < 1 or not 0 <= shard_id < shard_num:
+        raise ValueError(f"--shard-id {shard_id} --shard-num {shard_num}: expected 0 <= shard id < shard count")
+    return shard_id * total // shard_num, (shard_id + 1) * total // shard_num
+
+
+class DocumentDigest:
+    """A streaming SHA-256 of (id, text) pairs: the fingerprint of a range of the corpus, computed while encoding."""
+
+    def __init__(self):
+        self._hash = hashlib.sha256()
+
+    def update(self, doc_id: str, text: str) -> None:
+        """Add one document (length-prefixed, so that no two different sequences give the same bytes)."""
+        for value in (doc_id, text):
+            data = value.encode("utf-8", "surrogatepass")
+            self._hash.update(len(data).to_bytes(8, "little"))
+            self._hash.update(data)
+
+    def hexdigest(self) -> str:
+        """The first 32 hex digits of the digest."""
+        return self._hash.hexdigest()[:32]
+
+
+def file_stamp(source: str | None) -> dict:
+    """Size and modification time of the corpus file `source` ({} when it is not a file): if both are unchanged,
+    a finished folder is taken as current without reading the corpus again."""
+    if not source or not Path(source).is_file():
+        return {}
+    stat = Path(source).stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def check_identity(manifest: dict, info: dict, path: Path) -> None:
+    """Refuse a folder made with another model, vocabulary, document length or precision.
+
+    Raises:
+        ValueError: naming the manifest, the key and both values.
+    """
+    for key in IDENTITY:
+        recorded, wanted = manifest.get(key, DEFAULTS.get(key)), info.get(key, DEFAULTS.get(key))
+        if recorded != wanted:
+            raise EncodedMismatch(
+                f"{path}: this folder was encoded with {key}={recorded!r}, not {wanted!r}; "
+                f"use another --output folder, or pass --overwrite to encode it again"
             )
-    if manifest["shard_size"] != shard_size:
-        raise ValueError(f"{path}: shard size {manifest['shard_size']} differs from {shard_size}; resume with the same one")
-    return manifest
+
+
+def start_or_resume(out: Path, info: dict, shard_size: int, shard_id: int = 0, shard_num: int = 1,
+                    corpus: dict | None = None, replace: bool = False) -> dict:
+    """The manifest a worker appends its shards to: a new one, or the one it resumes.
+
+    One worker keeps everything in manifest.json; worker I of N > 1 writes the shared manifest.json (the same
+    content from every worker) and its own part manifest.
+
+    Args:
+        out: the encoded folder.
+        info: the encoder's description (`SpladeEncoder.describe()`) and `source`.
+        shard_size: documents per shard.
+        shard_id, shard_num: this worker and the number of workers.
+        corpus: what every worker knows of the corpus (`documents`, and the file's `size` when known).
+        replace: start afresh (--overwrite): write the shared manifest and this worker's part anew.
+
+    Returns:
+        The worker's manifest (manifest.json for one worker, its part manifest otherwise), with "shards",
+        "complete" and, for a part, "start" and "stop".
+
+    Raises:
+        EncodedMismatch (a ValueError): the folder holds another model's, length's or precision's encoding,
+            another shard size or number of workers, or a part of another range.
+    """
+    path = out / "manifest.json"
+    corpus = corpus or {}
+    common = {"format": FORMAT, "format_version": FORMAT_VERSION, **info, "shard_size": shard_size}
+    if shard_num > 1:
+        common.update({"workers": shard_num, "corpus": {k: corpus[k] for k in ("documents", "size") if k in corpus}})
+    if path.exists() and not replace:
+        manifest = read_json(path, what="encoded-corpus manifest")
+        check_format(manifest, path)
+        check_identity(manifest, info, path)
+        if manifest["shard_size"] != shard_size:
+            raise EncodedMismatch(f"{path}: shard size {manifest['shard_size']} differs from {shard_size}; resume with "
+                             f"the same one")
+        workers = int(manifest.get("workers", 1))
+        if workers != shard_num:
+            raise EncodedMismatch(f"{path}: this folder is being encoded by {workers} worker(s) "
+                                  f"(--shard-num {workers}), "
+                             f"not {shard_num}; use the same --shard-num or another --output folder")
+        if shard_num == 1:
+            return manifest
+        if manifest.get("corpus") != common["corpus"]:
+            raise EncodedMismatch(f"{path}: the other workers encode a corpus of {manifest.get('corpus')}, this one "
+                             f"{common['corpus']}: the corpus changed; pass --overwrite to every worker")
+    else:
+        write_json(path, {**common, **({} if shard_num > 1 else {"shards": [], "complete": False})})
+        if shard_num == 1:
+            return read_json(path, what="encoded-corpus manifest")
+    part_path = out / part_name(shard_id, shard_num)
+    start, stop = worker_range(shard_id, shard_num, int(corpus["documents"]))
+    if part_path.exists() and not replace:
+        part = read_json(part_path, what="encoded-corpus part manifest")
+        if (part.get("start"), part.get("stop")) != (start, stop):
+            raise EncodedMismatch(f"{part_path}: this part holds documents {part.get('start')}..{part.get('stop')}, "
+                             f"not {start}..{stop}; the corpus changed, pass --overwrite")
+        return part
+    part = {"format": FORMAT, "format_version": FORMAT_VERSION, "part": shard_id, "workers": shard_num,
+            "start": start, "stop": stop, "shards": [], "complete": False}
+    write_json(part_path, part)
+    return part
 
 
 def check_format(manifest: dict, path: Path) -> None:
+    """Raises ValueError when `manifest` is not an encoded folder's manifest of this format version."""
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
         raise ValueError(
             f"{path}: format {manifest.get('format')!r} version {manifest.get('format_version')!r}, "
@@ -54,40 +180,122 @@ def check_format(manifest: dict, path: Path) -> None:
 
 
 def save_shard(path: Path, ids: list[str], matrix: sp.csr_matrix) -> None:
+    """Write one shard (CSR float32 and its doc ids) atomically."""
     matrix = sp.csr_matrix(matrix, dtype=np.float32)
     matrix.sort_indices()
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, data=matrix.data, indices=matrix.indices.astype(np.int32), indptr=matrix.indptr.astype(np.int64),
-                     shape=np.asarray(matrix.shape, dtype=np.int64), ids=np.asarray(ids, dtype=str))
+            np.savez(f, data=matrix.data, indices=matrix.indices.astype(np.int32),
+                     indptr=matrix.indptr.astype(np.int64), shape=np.asarray(matrix.shape, dtype=np.int64),
+                     ids=np.asarray(ids, dtype=str))
 
 
 def load_shard(path: Path) -> tuple[list[str], sp.csr_matrix]:
+    """(doc ids, CSR matrix) of one shard."""
     with np.load(path) as z:
         shape = tuple(int(x) for x in z["shape"])
         matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
         return z["ids"].tolist(), matrix
 
 
+def load_shard_ids(path: Path) -> list[str]:
+    """The doc ids of one shard, without reading its weights."""
+    with np.load(path) as z:
+        return z["ids"].tolist()
+
+
 def open_encoded(folder: str | Path) -> dict:
-    """The manifest of a complete encoded folder, or a clear error."""
+    """The manifest of a complete encoded folder, or a clear error.
+
+    For a folder of N workers, the parts are merged: "shards" lists every part's shards in corpus order and
+    "num_docs" counts them all, so a reader sees one folder whoever wrote it.
+
+    Raises:
+        FileNotFoundError: no manifest.
+        ValueError: another format, an unfinished encoding, or (N workers) missing or unfinished parts, named,
+            or parts that do not cover the corpus in order.
+    """
     folder = Path(folder)
     path = folder / "manifest.json"
     manifest = read_json(path, what="encoded-corpus manifest")
     check_format(manifest, path)
-    if not manifest.get("complete"):
-        raise ValueError(f"{folder}: encoding stopped after {len(manifest['shards'])} shards; run `splade encode` again to finish it")
-    return manifest
+    workers = int(manifest.get("workers", 1))
+    if workers == 1:
+        if not manifest.get("complete"):
+            raise ValueError(f"{folder}: encoding stopped after {len(manifest['shards'])} shards; run `splade encode` "
+                             f"again to finish it")
+        return manifest
+    parts, missing, unfinished = [], [], []
+    for shard_id in range(workers):
+        part_path = folder / part_name(shard_id, workers)
+        if not part_path.exists():
+            missing.append(shard_id)
+            continue
+        part = read_json(part_path, what="encoded-corpus part manifest")
+        if not part.get("complete"):
+            unfinished.append(f"{shard_id} ({len(part['shards'])} shards done)")
+        parts.append(part)
+    if missing or unfinished:
+        said = ([f"parts not started: {', '.join(map(str, missing))}"] if missing else []) + \
+               ([f"parts not finished: {', '.join(unfinished)}"] if unfinished else [])
+        raise ValueError(f"{folder}: encoded by {workers} workers, but {'; '.join(said)}; run `splade encode "
+                         f"--shard-id I --shard-num {workers}` for each of them to finish it")
+    expected = 0
+    for part in parts:
+        if part["start"] != expected:
+            raise ValueError(f"{folder / part_name(part['part'], workers)}: starts at document {part['start']}, "
+                             f"expected {expected}; the parts do not cover the corpus in order")
+        expected = part["stop"]
+    if expected != manifest["corpus"]["documents"]:
+        raise ValueError(f"{folder}: the parts cover {expected} documents, the corpus has "
+                         f"{manifest['corpus']['documents']}")
+    shards = [shard for part in parts for shard in part["shards"]]
+    return {**manifest, "shards": shards, "complete": True, "num_docs": sum(s["num_docs"] for s in shards)}
+
+
+def check_unique_ids(ids: Iterable[str], where: str = "the corpus") -> None:
+    """Refuse duplicate document ids: a search hit on the second would be reported under the first's id.
+
+    Args:
+        ids: the doc ids in corpus order.
+        where: what they come from, for the message.
+
+    Raises:
+        ValueError: naming the id and both documents (1-based, in corpus order).
+    """
+    seen: dict[str, int] = {}
+    for number, doc_id in enumerate(ids, 1):
+        first = seen.setdefault(doc_id, number)
+        if first != number:
+            raise ValueError(f"{where}: document id {doc_id!r} is used twice, by documents {first} and {number} (in "
+                             f"corpus order); ids must be unique")
+
+
+def check_encoded_ids(folder: str | Path) -> None:
+    """Refuse a complete encoded folder (one worker or N) whose shards repeat a document id; reads ids only.
+
+    Raises:
+        ValueError: as `check_unique_ids`, naming the folder.
+    """
+    folder = Path(folder)
+    manifest = open_encoded(folder)
+    check_unique_ids((doc_id for shard in manifest["shards"] for doc_id in load_shard_ids(folder / shard["file"])),
+                     where=str(folder))
 
 
 def iter_shards(folder: str | Path) -> Iterator[tuple[list[str], sp.csr_matrix]]:
+    """(doc ids, CSR matrix) of every shard of a complete folder, in corpus order."""
     folder = Path(folder)
     for shard in open_encoded(folder)["shards"]:
         yield load_shard(folder / shard["file"])
 
 
 def read_encoded(folder: str | Path) -> tuple[list[str], sp.csr_matrix]:
-    """All doc ids and one CSR matrix (float32) for the whole encoded corpus."""
+    """All doc ids and one CSR matrix (float32) for the whole encoded corpus.
+
+    Raises:
+        ValueError: an incomplete folder, or one that holds no documents.
+    """
     ids, parts = [], []
     for shard_ids, matrix in iter_shards(folder):
         ids.extend(shard_ids)
@@ -98,4 +306,78 @@ def read_encoded(folder: str | Path) -> tuple[list[str], sp.csr_matrix]:
 
 
 def read_vocab(folder: str | Path) -> list[str]:
+    """The token strings of an encoded folder, in id order."""
     return json.loads((Path(folder) / "vocab.json").read_text(encoding="utf-8"))
+
+
+_SHARD_MEMBERS = ("data", "indices", "indptr", "shape", "ids")
+
+
+def validate_shards(folder: str | Path) -> tuple[dict, list[dict]]:
+    """Checks every shard of a complete encoded folder before hours of work, reading headers, not weights.
+
+    Each shard must exist, be a readable archive of the five arrays whose stored sizes match their headers (a
+    truncated copy fails here), have the manifest's vocabulary size, and one id per row.
+
+    Returns:
+        (the manifest, [{"path", "num_docs", "nnz"} per shard, in order]).
+
+    Raises:
+        FileNotFoundError: a shard listed in the manifest is missing (named).
+        ValueError: a shard is unreadable, truncated, or of another shape or vocabulary size (named, with why).
+    """
+    folder = Path(folder)
+    manifest = open_encoded(folder)
+    vocab_size = manifest.get("vocab_size")
+    out = []
+    for number, entry in enumerate(manifest["shards"]):
+        path = folder / entry["file"]
+        where = f"{path} (shard {number} of {folder / 'manifest.json'})"
+        if not path.is_file():
+            raise FileNotFoundError(f"{where}: missing; re-run `splade encode` on this folder to write it again")
+        try:
+            headers, shape, indptr_end = _shard_headers(path)
+        except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError) as error:
+            raise ValueError(f"{where}: unreadable or truncated ({error}); delete it and re-run `splade encode`") \
+                from None
+        rows, cols = shape
+        nnz = headers["data"][0]
+        problems = []
+        if vocab_size is not None and cols != int(vocab_size):
+            problems.append(f"{cols} columns, the folder's vocabulary has {vocab_size} terms")
+        if headers["ids"][0] != rows or headers["indptr"][0] != rows + 1:
+            problems.append(f"{headers['ids'][0]} ids and {headers['indptr'][0]} row pointers for {rows} rows")
+        if headers["indices"][0] != nnz or indptr_end != nnz:
+            problems.append(f"{headers['indices'][0]} term ids, {nnz} weights, row pointers ending at {indptr_end}")
+        if entry.get("num_docs") is not None and int(entry["num_docs"]) != rows:
+            problems.append(f"{rows} rows, the manifest records {entry['num_docs']}")
+        if problems:
+            raise ValueError(f"{where}: {'; '.join(problems)}; re-encode this folder")
+        out.append({"path": path, "num_docs": rows, "nnz": nnz})
+    return manifest, out
+
+
+def _shard_headers(path: Path) -> tuple[dict[str, tuple[int, int]], tuple[int, int], int]:
+    """{member: (length, stored bytes)}, the matrix shape and the last row pointer of one shard archive."""
+    headers = {}
+    with zipfile.ZipFile(path) as archive:
+        for name in _SHARD_MEMBERS:
+            info = archive.getinfo(f"{name}.npy")
+            with archive.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(f)
+                header_bytes = f.tell()
+            length = int(np.prod(shape)) if shape else 1
+            if info.file_size != header_bytes + length * dtype.itemsize:
+                raise ValueError(f"{name} holds {info.file_size - header_bytes} bytes, its header says "
+                                 f"{length * dtype.itemsize}")
+            headers[name] = (length, info.file_size)
+        with archive.open("shape.npy") as f:
+            shape = tuple(int(x) for x in np.lib.format.read_array(f))
+        with archive.open("indptr.npy") as f:
+            indptr = np.lib.format.read_array(f)
+    if len(shape) != 2:
+        raise ValueError(f"shape {shape} is not a matrix's")
+    return headers, shape, int(indptr[-1]) if indptr.size else 0

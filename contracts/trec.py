@@ -1,38 +1,33 @@
 """TREC qrels and run files: read strictly, write atomically.
 
 Every figure downstream is an average over these files, so a line we cannot read is an error naming the file and
-the line, never a silent skip. Files ending in `.gz` are read and written compressed.
+the line, never a silent skip. Gzip-compressed files are read whatever their name (`contracts.textfiles`); files
+ending in `.gz` are written compressed.
 """
 from __future__ import annotations
 
-import gzip
 import math
-from array import array
 import warnings
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Iterator, Mapping, Sequence
 
 from contracts.atomic import atomic_path
+from contracts.textfiles import open_text, open_text_writer
+
+__all__ = ["EvaluationWarning", "RunDict", "QrelsDict", "ranked_lists", "read_qrels", "read_run", "write_run"]
+
+RunDict = Mapping[str, Mapping[str, float]]  # {qid: {docid: score}}, as read_run returns it
+QrelsDict = Mapping[str, Mapping[str, int]]  # {qid: {docid: relevance}}, as read_qrels returns it
 
 
 class EvaluationWarning(UserWarning):
     """Something in the input that changes no figure silently but that a researcher must know about."""
 
 
-def _open_text(path: Path, mode: str = "rt", compressed: bool | None = None) -> IO[str]:
-    if compressed is None:
-        compressed = path.suffix == ".gz"
-    if compressed:
-        return gzip.open(path, mode, encoding="utf-8")
-    return open(path, mode, encoding="utf-8")
-
-
 def _lines(path: str | Path, what: str) -> Iterator[tuple[int, list[str]]]:
     """(line number, whitespace-split fields) of the non-blank lines."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no {what} file here")
-    with _open_text(path) as f:
+    with open_text(path, what) as f:
         for lineno, line in enumerate(f, 1):
             fields = line.split()
             if fields:
@@ -44,6 +39,17 @@ def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
 
     The same judgment twice is tolerated with a warning (some official qrels have them); two different judgments
     for one (qid, docid) are an error, since either choice changes the figures.
+
+    Args:
+        path: the qrels file (whitespace-separated columns; gzip-compressed or not, whatever its name).
+
+    Returns:
+        {qid: {docid: relevance}} in file order.
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+        ValueError: a line without 4 columns, a relevance that is not an integer, two different judgments of one
+            document, a line that is not UTF-8, or no judgment at all; the message names the file and the line.
     """
     qrels: dict[str, dict[str, int]] = {}
     first_line: dict[tuple[str, str], int] = {}
@@ -70,7 +76,8 @@ def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
     if not qrels:
         raise ValueError(f"{path}: empty qrels file (expected lines `qid 0 docid relevance`)")
     if repeated:
-        warnings.warn(f"{path}: {repeated} judgments appear twice with the same relevance (kept once)", EvaluationWarning, stacklevel=2)
+        warnings.warn(f"{path}: {repeated} judgments appear twice with the same relevance (kept once)",
+                      EvaluationWarning, stacklevel=2)
     return qrels
 
 
@@ -79,6 +86,18 @@ def read_run(path: str | Path) -> dict[str, dict[str, float]]:
 
     Each query's documents are kept in the order of the rank column (file order among equal ranks): the MS MARCO
     script ranks by that column, trec_eval by score; `evaluation.metrics` offers both.
+
+    Args:
+        path: the run file (whitespace-separated columns; gzip-compressed or not, whatever its name).
+
+    Returns:
+        {qid: {docid: score}}, queries in file order, each query's documents in rank order.
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+        ValueError: a line without 6 columns, a rank that is not a 64-bit integer, a score that is not a finite
+            number, a document twice for one query, a line that is not UTF-8, or no line at all; the message names
+            the file and the line.
     """
     path = Path(path)
     run: dict[str, dict[str, float]] = {}
@@ -93,6 +112,8 @@ def read_run(path: str | Path) -> dict[str, dict[str, float]]:
             rank = int(rank_text)
         except ValueError:
             raise ValueError(f"{path}, line {lineno}: rank {rank_text!r} is not an integer") from None
+        if not -(2**63) <= rank < 2**63:
+            raise ValueError(f"{path}, line {lineno}: rank {rank_text!r} is out of range")
         try:
             score = float(score_text)
         except ValueError:
@@ -129,7 +150,14 @@ def _first_line_of(path: Path, qid: str, docid: str) -> int | None:
 
 
 def ranked_lists(run: Mapping[str, Mapping[str, float]]) -> dict[str, list[tuple[str, float]]]:
-    """{qid: {docid: score}} -> {qid: [(docid, score), ...]} best first, ties by document id descending (trec_eval's order)."""
+    """Each query's documents best first, ties by document id descending (trec_eval's order).
+
+    Args:
+        run: {qid: {docid: score}}.
+
+    Returns:
+        {qid: [(docid, score), ...]}.
+    """
     out = {}
     for qid, docs in run.items():
         items = sorted(docs.items(), key=lambda x: x[0], reverse=True)
@@ -142,12 +170,21 @@ def write_run(path: str | Path, results: Mapping[str, Sequence[tuple[str, float]
     """Write results (already best first) as a TREC run with ranks 1..n.
 
     Scores are written with `repr`, which round-trips a float exactly: fusion and tie-breaking read them back.
+
+    Args:
+        path: the run file; a name ending in `.gz` is written gzip-compressed.
+        results: {qid: [(docid, score), ...]}, each list best first.
+        tag: the run's name in the sixth column.
+
+    Raises:
+        ValueError: a tag or document id that is empty or holds whitespace, or a document listed twice for one
+            query (nothing is written then).
     """
     path = Path(path)
     if not tag or any(c.isspace() for c in tag):
         raise ValueError(f"{path}: run tag {tag!r} must be a non-empty word without whitespace")
     with atomic_path(path) as tmp:
-        with _open_text(tmp, "wt", compressed=path.suffix == ".gz") as f:
+        with open_text_writer(tmp, compressed=path.suffix == ".gz") as f:
             for qid, docs in results.items():
                 seen = set()
                 for rank, (docid, score) in enumerate(docs, 1):

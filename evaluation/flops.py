@@ -14,6 +14,8 @@ import scipy.sparse as sp
 
 @dataclass(frozen=True)
 class SparsityStats:
+    """FLOPS with the sparsity it comes from, as `splade flops` writes it to flops.json."""
+
     flops: float
     mean_query_terms: float  # non-zeros per query vector
     mean_doc_terms: float  # non-zeros per document vector
@@ -21,22 +23,38 @@ class SparsityStats:
     num_docs: int
 
     def to_dict(self) -> dict:
+        """The fields as a JSON-ready dict."""
         return asdict(self)
 
 
 def term_presence(matrix: sp.spmatrix) -> np.ndarray:
-    """Per column, how many rows have a non-zero there (explicitly stored zeros do not count)."""
+    """Per column, how many rows have a non-zero there (explicitly stored zeros do not count).
+
+    Args:
+        matrix: rows = documents or queries, columns = vocabulary terms.
+
+    Returns:
+        int64 array of length `matrix.shape[1]`.
+    """
     csr = sp.csr_matrix(matrix)
     present = csr.data != 0
     return np.bincount(csr.indices[present], minlength=csr.shape[1]).astype(np.int64)
 
 
-def flops(doc_term_doc_freq: np.ndarray, n_docs: int, queries_csr: sp.spmatrix) -> float:
-    """FLOPS from an index's per-term document frequencies and the encoded queries (rows = queries)."""
-    return sparsity_stats(doc_term_doc_freq, n_docs, queries_csr).flops
-
-
 def sparsity_stats(doc_term_doc_freq: np.ndarray, n_docs: int, queries_csr: sp.spmatrix) -> SparsityStats:
+    """FLOPS and mean non-zeros from an index's document frequencies and the encoded queries.
+
+    Args:
+        doc_term_doc_freq: per vocabulary term, how many documents have it (an index stores this).
+        n_docs: the number of documents.
+        queries_csr: the encoded queries, rows = queries, columns = the same vocabulary.
+
+    Returns:
+        SparsityStats.
+
+    Raises:
+        ValueError: no documents or queries, vocabularies of different sizes, frequencies outside [0, n_docs].
+    """
     doc_freq = np.asarray(doc_term_doc_freq, dtype=np.float64).ravel()
     n_queries = queries_csr.shape[0]
     if n_docs <= 0 or n_queries <= 0:
@@ -59,9 +77,11 @@ def sparsity_stats(doc_term_doc_freq: np.ndarray, n_docs: int, queries_csr: sp.s
 
 
 def sparsity_stats_from_matrices(docs_csr: sp.spmatrix, queries_csr: sp.spmatrix) -> SparsityStats:
-    """The same from two encoded matrices (rows = documents, rows = queries) over one vocabulary."""
+    """The same from two encoded matrices (rows = documents, rows = queries) over one vocabulary.
+
+    Args:
+        docs_csr: the encoded documents; queries_csr: the encoded queries.
+
+    Returns, Raises: as sparsity_stats.
+    """
     return sparsity_stats(term_presence(docs_csr), docs_csr.shape[0], queries_csr)
-
-
-def flops_from_matrices(docs_csr: sp.spmatrix, queries_csr: sp.spmatrix) -> float:
-    return sparsity_stats_from_matrices(docs_csr, queries_csr).flops

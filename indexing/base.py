@@ -1,12 +1,76 @@
-"""What every index back end shares: the quantisation rule, and the manifest's vocabulary and scale."""
+"""What every index folder shares, whatever the back end: the quantisation rule, the folder files and checks.
+
+An index folder (numba or Lucene) holds a `manifest.json` with the common keys of `common_manifest`, the
+external document ids in `doc_ids.txt` (one per line, in internal order) and the model's tokens in
+`vocab.json`; queries are quantised with the index's scale by `quantize`, the one quantisation rule
+(DESIGN.md: round(w * scale), unsigned integers, zeros dropped).
+
+FOR THE BUILDERS (SCALE; these names stay stable):
+  check_bits(bits)                               8 or 16, else ValueError
+  check_overwrite(index_dir, overwrite, fmt)     FileExistsError unless the folder may be (re)built
+  default_scale(max_weight, bits)                the largest scale that keeps every weight within `bits`
+  common_manifest(fmt, version, info, vocab_size=, num_docs=, num_postings=, scale=, bits=)
+                                                 the manifest keys every index folder has (add your own after)
+  write_folder_files(folder, doc_ids, vocab)     doc_ids.txt and vocab.json, atomically
+  describe_arrays(arrays)                        {name: {"length", "dtype", "sha256"}}: store it under the
+                                                 manifest key ARRAYS_KEY ("arrays"); the loader checks every
+                                                 array's length and dtype against it, `verify_arrays` the sha256
+                                                 (the hash of the array's data bytes in C order, not of the .npy file)
+  staged_folder(index_dir)                       a context manager: build in a fresh folder beside index_dir,
+                                                 swapped in only when the block completes
+  directory_size(path)                           bytes of the files under a folder
+"""
 from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
 
+from contracts.atomic import write_text
+from contracts.manifest import read_json, read_manifest
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ARRAYS_KEY", "BITS", "DOC_IDS_FILE", "IndexTooLargeError", "QuantizedIndex", "SearchableIndex", "VOCAB_FILE",
+    "array_sha256", "check_arrays", "check_bits", "check_memory", "check_overwrite", "common_manifest",
+    "default_scale", "describe_arrays", "directory_size", "empty_query_rows", "open_index_folder", "quantize",
+    "read_doc_ids", "read_vocab_file", "staged_folder", "verify_arrays", "write_folder_files",
+]
+
+BITS = (8, 16)
+DOC_IDS_FILE = "doc_ids.txt"
+VOCAB_FILE = "vocab.json"
+MANIFEST_FILE = "manifest.json"
+ARRAYS_KEY = "arrays"  # manifest key of describe_arrays' output
+BUILDING_SUFFIX = ".building"
+_HASH_CHUNK = 64 * 2**20  # bytes hashed at a time: a multi-GB memory-mapped array is never copied whole
+
+
+# ---------------------------------------------------------------------------------------------- quantisation
+
 
 def quantize(matrix: sp.csr_matrix, scale: float, bits: int | None) -> sp.csr_matrix:
-    """round(w * scale) as integers (DESIGN.md); with `bits`, clipped to what that many bits hold; zeros dropped."""
+    """The quantisation rule of every back end (DESIGN.md): round(w * scale) as integers, zeros dropped.
+
+    Args:
+        matrix: float weights, one row per document or query.
+        scale: the index's quantisation scale.
+        bits: clip to what this many bits hold (documents); None for no limit (queries are never stored).
+
+    Returns:
+        A CSR matrix of int64 values.
+    """
     q = matrix.copy().astype(np.float64)
     q.data = np.rint(q.data * scale)
     if bits is not None:
@@ -17,14 +81,348 @@ def quantize(matrix: sp.csr_matrix, scale: float, bits: int | None) -> sp.csr_ma
 
 
 def default_scale(max_weight: float, bits: int) -> float:
-    """The largest scale at which the heaviest weight of the corpus still fits in `bits` bits."""
+    """The largest scale at which the heaviest weight of the corpus still fits in `bits` bits.
+
+    Raises:
+        ValueError: the corpus has no positive weight.
+    """
     if max_weight <= 0:
         raise ValueError("the encoded corpus has no positive weight: nothing to index")
     return (2**bits - 1) / max_weight
 
 
+def empty_query_rows(queries: sp.csr_matrix) -> np.ndarray:
+    """Rows of quantised queries without a positive weight: they would match nothing, or by accident anything."""
+    q = sp.csr_matrix(queries)
+    rows = np.repeat(np.arange(q.shape[0]), np.diff(q.indptr))
+    has_weight = np.zeros(q.shape[0], dtype=bool)
+    has_weight[rows[q.data > 0]] = True
+    return np.flatnonzero(~has_weight)
+
+
+# ------------------------------------------------------------------------------------------- building a folder
+
+
+def check_bits(bits: int) -> None:
+    """Raises ValueError unless `bits` is one the back ends store (8 or 16)."""
+    if bits not in BITS:
+        raise ValueError(f"bits must be 8 or 16, got {bits}")
+
+
+def check_overwrite(index_dir: str | Path, overwrite: bool, fmt: str) -> None:
+    """Refuses to build into a folder that holds something, unless `overwrite` and it is an index of format `fmt`.
+
+    A missing or empty folder is always fine. WHY refuse another kind with --overwrite: `splade index --output E
+    --overwrite` pointed at an encoded folder (or any folder) would destroy it.
+
+    Raises:
+        FileExistsError: the folder holds something and overwrite is off, or it is not an index of `fmt`.
+    """
+    index_dir = Path(index_dir)
+    if not index_dir.exists():
+        return
+    if not index_dir.is_dir():
+        raise FileExistsError(f"{index_dir}: a file is there, not an index folder; choose another output folder")
+    if not any(index_dir.iterdir()):
+        return
+    if not overwrite:
+        raise FileExistsError(f"{index_dir}: the folder already exists; pass --overwrite to replace it")
+    found = _manifest_format(index_dir)
+    if found != fmt:
+        what = f"a folder of format {found!r}" if found else "a folder that is not an index"
+        raise FileExistsError(
+            f"{index_dir}: --overwrite only replaces an index of format {fmt!r} built by this project, and this is "
+            f"{what}; choose another output folder or delete it yourself"
+        )
+
+
+def _manifest_format(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8")).get("format")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def common_manifest(fmt: str, version: int, info: Mapping, *, vocab_size: int, num_docs: int, num_postings: int,
+                    scale: float, bits: int) -> dict:
+    """The manifest keys every index folder has.
+
+    Args:
+        fmt, version: the back end's format name and version.
+        info: where the vectors came from: the encoded folder's manifest or a dict with "model", "vocab_hash",
+            "query_max_length", "doc_max_length" and "encoded" (the encoded folder), any of them missing = None.
+        vocab_size, num_docs, num_postings, scale, bits: what the index holds and how it was quantised.
+
+    Returns:
+        A new dict; the back end adds its own keys.
+    """
+    return {
+        "format": fmt,
+        "format_version": int(version),
+        "model": info.get("model"),
+        "vocab_size": int(vocab_size),
+        "vocab_hash": info.get("vocab_hash"),
+        "query_max_length": info.get("query_max_length"),
+        "doc_max_length": info.get("doc_max_length"),
+        "num_docs": int(num_docs),
+        "num_postings": int(num_postings),
+        "scale": float(scale),
+        "bits": int(bits),
+        "encoded": None if info.get("encoded") is None else str(info.get("encoded")),
+    }
+
+
+def write_folder_files(folder: str | Path, doc_ids: Sequence[str], vocab: Sequence[str] | None) -> None:
+    """Writes `doc_ids.txt` (one id per line, internal order) and, when given, `vocab.json`, atomically."""
+    folder = Path(folder)
+    write_text(folder / DOC_IDS_FILE, "".join(f"{i}\n" for i in doc_ids))
+    if vocab is not None:
+        write_text(folder / VOCAB_FILE, json.dumps(list(vocab), ensure_ascii=False))
+
+
+def _array_bytes(array: np.ndarray) -> memoryview:
+    return memoryview(np.ascontiguousarray(array)).cast("B")
+
+
+def array_sha256(array: np.ndarray) -> str:
+    """sha256 of the array's data bytes, streamed in chunks (a memory-mapped array is read once, not copied)."""
+    digest = hashlib.sha256()
+    data = _array_bytes(array)
+    for start in range(0, data.nbytes, _HASH_CHUNK):
+        digest.update(data[start : start + _HASH_CHUNK])
+    return digest.hexdigest()
+
+
+def describe_arrays(arrays: Mapping[str, np.ndarray], checksums: bool = True) -> dict[str, dict]:
+    """What the manifest records of each 1-D array: {name: {"length": n, "dtype": "uint8", "sha256": hex}}.
+
+    Args:
+        arrays: name (the file is `{name}.npy`) -> the array as saved.
+        checksums: False leaves out "sha256" (then `verify_arrays` has nothing to compare).
+
+    Raises:
+        ValueError: an array is not one-dimensional.
+    """
+    out = {}
+    for name, array in arrays.items():
+        if np.ndim(array) != 1:
+            raise ValueError(f"{name}: index arrays are one-dimensional, this one has shape {np.shape(array)}")
+        entry = {"length": int(array.shape[0]), "dtype": np.dtype(array.dtype).name}
+        if checksums:
+            entry["sha256"] = array_sha256(array)
+        out[name] = entry
+    return out
+
+
+def check_arrays(folder: str | Path, manifest: Mapping, arrays: Mapping[str, np.ndarray]) -> None:
+    """Checks every loaded array against the manifest's record (length and dtype; cheap, no hashing).
+
+    Raises:
+        ValueError: an array missing from the record, or of another length or dtype, naming the file.
+    """
+    folder = Path(folder)
+    record = manifest.get(ARRAYS_KEY) or {}
+    for name, array in arrays.items():
+        path = folder / f"{name}.npy"
+        expected = record.get(name)
+        if expected is None:
+            raise ValueError(f"{folder / MANIFEST_FILE}: no record of {name}.npy (a damaged manifest?); "
+                             f"rebuild the index")
+        if np.ndim(array) != 1:
+            raise ValueError(f"{path}: expected a one-dimensional array, found shape {np.shape(array)}; "
+                             f"rebuild the index")
+        if np.dtype(array.dtype).name != expected["dtype"]:
+            raise ValueError(f"{path}: expected dtype {expected['dtype']}, found {np.dtype(array.dtype).name} "
+                             f"(a file replaced or damaged?); rebuild the index")
+        if int(array.shape[0]) != int(expected["length"]):
+            raise ValueError(f"{path}: expected {int(expected['length']):,} values, found {int(array.shape[0]):,} "
+                             f"(a truncated or partial copy?); rebuild the index")
+
+
+def verify_arrays(folder: str | Path, manifest: Mapping, arrays: Mapping[str, np.ndarray]) -> dict[str, bool]:
+    """Recomputes every array's sha256 and compares it with the manifest (for a copied or suspect index).
+
+    Returns:
+        {name: True when its checksum matches}.
+
+    Raises:
+        ValueError: the manifest records no checksum for an array.
+    """
+    record = manifest.get(ARRAYS_KEY) or {}
+    result = {}
+    for name, array in arrays.items():
+        expected = (record.get(name) or {}).get("sha256")
+        if expected is None:
+            raise ValueError(f"{Path(folder) / MANIFEST_FILE}: no checksum recorded for {name}.npy")
+        result[name] = array_sha256(array) == expected
+    return result
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def staged_folder(index_dir: str | Path) -> Iterator[Path]:
+    """Yields a fresh folder beside `index_dir` to build in; when the block completes it replaces `index_dir`.
+
+    The old index is moved aside only once the new one is complete, and deleted after the swap, so a build that
+    is killed or fails (disk full) leaves the previous index answering. A failed build's folder is deleted; the
+    leftovers of killed builds (`.NAME.*.building`) are cleared when the next build of the same folder starts.
+    Call `check_overwrite` first: this replaces whatever is at `index_dir`.
+    """
+    index_dir = Path(index_dir)
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in index_dir.parent.glob(f".{index_dir.name}.*{BUILDING_SUFFIX}"):
+        if leftover.name.startswith(f".{index_dir.name}.old.") and not index_dir.exists():
+            # Killed between the two renames of a swap: this is the previous index, complete; put it back.
+            logger.info("restoring %s from %s, left by a build killed while swapping", index_dir, leftover)
+            leftover.rename(index_dir)
+        elif leftover.is_dir():
+            logger.info("removing %s, left by an interrupted build", leftover)
+            shutil.rmtree(leftover, ignore_errors=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{index_dir.name}.", suffix=BUILDING_SUFFIX, dir=index_dir.parent))
+    try:
+        yield work
+        os.chmod(work, 0o777 & ~_umask())  # mkdtemp made it private; the index is as readable as any folder
+        if index_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{index_dir.name}.old.", suffix=BUILDING_SUFFIX, dir=index_dir.parent))
+            old.rmdir()
+            index_dir.rename(old)
+            work.rename(index_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            work.rename(index_dir)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def directory_size(path: str | Path) -> int:
+    """Bytes of all files under a folder (recursively)."""
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+# -------------------------------------------------------------------------------------------- loading a folder
+
+
+def open_index_folder(path: str | Path, fmt: str, version: int, what: str, rebuild: str) -> tuple[Path, dict]:
+    """The folder and its manifest, after checking that `path` is an index folder of this format and version.
+
+    Raises:
+        FileNotFoundError: nothing at `path`, or no manifest in it.
+        ValueError: `path` is a file (manifest.json itself, or any other), or the manifest is of another format
+            or version.
+    """
+    path = Path(path)
+    if path.is_file():
+        if path.name == MANIFEST_FILE:
+            raise ValueError(f"{path}: this is the manifest; pass the {what} folder itself: {path.parent}")
+        raise ValueError(f"{path}: a file; expected the {what} folder (a folder with manifest.json, written by "
+                         f"`splade index`)")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such {what} folder")
+    return path, read_manifest(path, fmt, version, what, rebuild)
+
+
+def read_doc_ids(folder: str | Path, expected: int | None = None) -> list[str]:
+    """The external document ids of `doc_ids.txt`, in internal order.
+
+    Raises:
+        FileNotFoundError: the file is missing. ValueError: it holds another number of ids than `expected`.
+    """
+    path = Path(folder) / DOC_IDS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: missing (a partial copy of the index?); rebuild the index")
+    ids = path.read_text(encoding="utf-8").split("\n")[:-1]
+    if expected is not None and len(ids) != expected:
+        raise ValueError(f"{path}: {len(ids):,} ids, the manifest says {expected:,} documents (a partial copy?); "
+                         f"rebuild the index")
+    return ids
+
+
+def read_vocab_file(folder: str | Path, expected: int | None = None) -> list[str]:
+    """The model's tokens of `vocab.json`, in id order.
+
+    Raises:
+        FileNotFoundError: the file is missing. ValueError: not a JSON list, or of another size than `expected`.
+    """
+    path = Path(folder) / VOCAB_FILE
+    vocab = read_json(path, what="vocabulary")
+    if not isinstance(vocab, list):
+        raise ValueError(f"{path}: expected a JSON list of tokens")
+    if expected is not None and len(vocab) != expected:
+        raise ValueError(f"{path}: {len(vocab):,} tokens, the manifest says {expected:,} (a partial copy?); "
+                         f"rebuild the index")
+    return vocab
+
+
+def _available_memory() -> int | None:
+    """MemAvailable of /proc/meminfo in bytes (None where there is none: not Linux)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class IndexTooLargeError(ValueError, MemoryError):
+    """An index that would not fit in the memory available (a ValueError too, so the CLI prints it as one line)."""
+
+
+def check_memory(path: str | Path, needed: int, what: str = "index") -> None:
+    """Refuses to read `needed` bytes into memory when the machine has less available, before it runs out.
+
+    Raises:
+        IndexTooLargeError: with the figures and what to do instead (mmap=True, `--mmap`).
+    """
+    available = _available_memory()
+    if available is not None and needed > available:
+        raise IndexTooLargeError(
+            f"{path}: reading this {what} into memory needs {needed / 2**30:.2f} GiB and {available / 2**30:.2f} GiB "
+            f"is available; memory-map it instead (ImpactIndex.load(path, mmap=True), `splade retrieve --mmap`)"
+        )
+
+
+# ---------------------------------------------------------------------------------------------- the interface
+
+
+@runtime_checkable
+class SearchableIndex(Protocol):
+    """What `retrieval.retrieve()` needs of an index, whatever the back end (ImpactIndex, LuceneImpactIndex)."""
+
+    path: Path
+    manifest: dict
+    doc_ids: list[str]
+
+    @property
+    def num_docs(self) -> int: ...
+
+    @property
+    def scale(self) -> float: ...
+
+    @property
+    def doc_freqs(self) -> np.ndarray: ...
+
+    def check_vocabulary(self, vocab_hash: str, vocab_size: int, what: str = "the query encoder") -> None: ...
+
+    def quantize_queries(self, queries: sp.csr_matrix) -> sp.csr_matrix: ...
+
+    def search(self, queries: sp.csr_matrix, k: int = 1000, quantized: bool = False,
+               **options) -> list[list[tuple[str, float]]]: ...
+
+    def vocab(self) -> list[str]: ...
+
+    def size_bytes(self) -> int: ...
+
+
 class QuantizedIndex:
-    """What every back end shares: a manifest with the vocabulary and the scale that queries are quantised with."""
+    """The part of every back end's loaded index that the folder contract gives: manifest, scale, vocabulary check."""
 
     path: Path
     manifest: dict
@@ -32,13 +430,24 @@ class QuantizedIndex:
 
     @property
     def num_docs(self) -> int:
+        """Documents in the index."""
         return int(self.manifest["num_docs"])
 
     @property
     def scale(self) -> float:
+        """The quantisation scale of documents and queries."""
         return float(self.manifest["scale"])
 
+    def vocab(self) -> list[str]:
+        """The model's tokens in id order (vocab.json)."""
+        return read_vocab_file(self.path, int(self.manifest["vocab_size"]))
+
     def check_vocabulary(self, vocab_hash: str, vocab_size: int, what: str = "the query encoder") -> None:
+        """Refuses queries from a model of another vocabulary: their term ids would name other tokens.
+
+        Raises:
+            ValueError: hash or size differ from the index's, naming both and the index's model.
+        """
         if vocab_hash != self.manifest["vocab_hash"] or vocab_size != self.manifest["vocab_size"]:
             raise ValueError(
                 f"{self.path}: this {self.kind} was built for vocabulary {self.manifest['vocab_hash']} "
@@ -47,9 +456,14 @@ class QuantizedIndex:
             )
 
     def quantize_queries(self, queries: sp.csr_matrix) -> sp.csr_matrix:
-        """Queries get the index's scale (no bit limit: query weights are never stored), zeros dropped."""
+        """Queries with the index's scale (no bit limit: query weights are never stored), zeros dropped, sorted.
+
+        Raises:
+            ValueError: the queries have another number of dimensions than the index's vocabulary.
+        """
         if queries.shape[1] != self.manifest["vocab_size"]:
-            raise ValueError(f"queries have {queries.shape[1]} dimensions, the index {self.path} {self.manifest['vocab_size']}")
+            raise ValueError(f"queries have {queries.shape[1]} dimensions, the index {self.path} "
+                             f"{self.manifest['vocab_size']}")
         q = quantize(sp.csr_matrix(queries), self.scale, None)
         q.sort_indices()
         return q

@@ -6,24 +6,45 @@ training builds and saves it, indexing and retrieval load it through `SpladeEnco
 Inference takes a faster road to the same numbers. sentence-transformers materialises the logits of every
 token over the whole vocabulary ([batch, length, 30522] floats, 1 GB for 32 passages of 256 tokens) and then
 applies relu, log1p and max to that tensor; on a CPU that is memory traffic, not arithmetic. Because
-log1p(relu(x)) is monotone, max over tokens commutes with it, so we project a few tokens at a time onto the
-vocabulary, keep the running maximum and apply log1p(relu(.)) once per text. Padding tokens are never
-projected. `tests/test_encoder.py` checks the result against `SparseEncoder.encode` itself.
+log1p(relu(x)) is monotone, max over tokens commutes with it, so we
+
+- cut the texts into token-budget batches (sorted by length, so padding stays small),
+- run the transformer without its vocabulary projection,
+- pack the real tokens of the whole batch ([tokens, hidden]; padding is never projected),
+- project them onto the vocabulary in tiles (token tile x vocabulary tile, into one reused buffer) and keep a
+  running maximum per document (`index_reduce_`, a segment max) in fp32,
+- and apply log1p(relu(.)) once per text.
+
+On CUDA the tiles are as large as the GPU's memory allows (one vocabulary tile, all the batch's tokens): one
+matrix product and one segment max per batch instead of hundreds of small kernels. `tests/test_encoder.py`
+checks the result against `SparseEncoder.encode` itself.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
 
-TOKEN_CHUNK = 64  # tokens projected onto the vocabulary at once: 64 x 30522 floats stay in cache
+logger = logging.getLogger(__name__)
+
+__all__ = ["PRECISIONS", "SpladeEncoder", "TokenBudget", "document_text", "load_sparse_encoder", "max_pool_packed",
+           "token_budget_batches", "vocabulary", "vocabulary_hash"]
+
+PRECISIONS = ("fp32", "bf16", "int8")
+CPU_TOKEN_BUDGET = 8192  # padded tokens per batch on a CPU: the body's activations stay in a few MB
+CPU_TOKEN_TILE = 1024  # tokens x vocabulary tile of the projection: 1024 x 8192 floats (32 MB), measured fastest
+CPU_VOCAB_TILE = 8192
+MAX_TEXTS = 512  # rows per batch at most: the pooled [texts, vocabulary] maxima stay under 64 MB
 
 
 def document_text(title: str | None, text: str) -> str:
@@ -32,19 +53,52 @@ def document_text(title: str | None, text: str) -> str:
     return f"{title} {text}".strip() if title else text
 
 
-def load_sparse_encoder(model_path: str | Path, max_length: int = 256, device: str | None = None):
-    """A SparseEncoder from a sentence-transformers SparseEncoder folder or a plain MaskedLM checkpoint."""
+@contextlib.contextmanager
+def _quiet_loading(verbose: bool):
+    """Hide transformers' `Loading weights` bar and its load report unless asked: a user cannot act on them."""
+    import transformers  # deferred with torch's ecosystem: only a model load needs it
+
+    if verbose:
+        yield
+        return
+    level = transformers.logging.get_verbosity()
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(level)
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
+
+
+def load_sparse_encoder(model_path: str | Path, max_length: int = 256, device: str | None = None,
+                        verbose: bool = False):
+    """A SparseEncoder from a sentence-transformers SparseEncoder folder or a plain MaskedLM checkpoint.
+
+    Args:
+        model_path: the model folder.
+        max_length: tokens kept per text by the SparseEncoder's own `encode`.
+        device: torch device (default cpu).
+        verbose: show transformers' loading bar and messages.
+
+    Returns:
+        A `sentence_transformers.SparseEncoder`.
+    """
+    # sentence-transformers is deferred: importing it costs seconds that commands without a model do not pay
     from sentence_transformers import SparseEncoder
     from sentence_transformers.base.modules import Transformer
     from sentence_transformers.sparse_encoder.modules import SpladePooling
 
     model_path = Path(model_path)
-    if (model_path / "modules.json").exists() and _is_sparse_encoder_folder(model_path):
-        model = SparseEncoder(str(model_path), device=device or "cpu")
-        model.max_seq_length = max_length
-        return model
-    transformer = Transformer(str(model_path), transformer_task="fill-mask", max_seq_length=max_length)
-    return SparseEncoder(modules=[transformer, SpladePooling(pooling_strategy="max")], device=device or "cpu")
+    with _quiet_loading(verbose):
+        if (model_path / "modules.json").exists() and _is_sparse_encoder_folder(model_path):
+            model = SparseEncoder(str(model_path), device=device or "cpu")
+            model.max_seq_length = max_length
+            return model
+        transformer = Transformer(str(model_path), transformer_task="fill-mask", max_seq_length=max_length)
+        return SparseEncoder(modules=[transformer, SpladePooling(pooling_strategy="max")], device=device or "cpu")
 
 
 def _is_sparse_encoder_folder(path: Path) -> bool:
@@ -63,96 +117,81 @@ def vocabulary_hash(vocab: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(vocab).encode("utf-8")).hexdigest()[:16]
 
 
-class SpladeEncoder:
-    """Encodes queries and documents into scipy CSR matrices (float32) over the model's vocabulary."""
+# ---- batches -------------------------------------------------------------------------------------------------
 
-    def __init__(
-        self,
-        model_path: str | Path,
-        query_max_length: int = 64,
-        doc_max_length: int = 256,
-        batch_size: int = 32,
-        device: str | None = None,
-    ):
-        self.model_path = str(model_path)
-        self.query_max_length = query_max_length
-        self.doc_max_length = doc_max_length
-        self.batch_size = batch_size
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = load_sparse_encoder(model_path, max_length=max(query_max_length, doc_max_length), device=self.device)
-        self.model.eval()
-        self.tokenizer = self.model.tokenizer
-        self.mlm = self.model[0].auto_model
-        self.vocab = vocabulary(self.tokenizer)
-        self.vocab_hash = vocabulary_hash(self.vocab)
-        self.vocab_size = self.mlm.get_output_embeddings().weight.shape[0]
-        if len(self.vocab) != self.vocab_size:
-            raise ValueError(
-                f"{model_path}: tokenizer has {len(self.vocab)} tokens but the MLM head has {self.vocab_size} outputs"
-            )
 
-    def describe(self) -> dict:
-        return {
-            "model": self.model_path,
-            "vocab_size": self.vocab_size,
-            "vocab_hash": self.vocab_hash,
-            "query_max_length": self.query_max_length,
-            "doc_max_length": self.doc_max_length,
-        }
+@dataclass(frozen=True)
+class TokenBudget:
+    """How a batch is filled: padded tokens (rows x longest row) up to `tokens`, and at most `texts` rows."""
 
-    def encode_queries(self, texts: Sequence[str], progress: bool = False) -> sp.csr_matrix:
-        """An empty query is an error: it would silently match nothing (or everything)."""
-        for i, t in enumerate(texts):
-            if not isinstance(t, str) or not t.strip():
-                raise ValueError(f"query {i} is empty: SPLADE needs at least one token to encode")
-        return self.encode(texts, self.query_max_length, progress=progress, what="queries")
+    tokens: int = CPU_TOKEN_BUDGET
+    texts: int = MAX_TEXTS
 
-    def encode_documents(self, texts: Sequence[str], progress: bool = False) -> sp.csr_matrix:
-        """Empty documents exist in real collections (Cranfield has some): they are encoded as the model sees them."""
-        return self.encode(texts, self.doc_max_length, progress=progress, what="documents")
+    def __post_init__(self):
+        if self.tokens < 1 or self.texts < 1:
+            raise ValueError(f"a token budget needs tokens >= 1 and texts >= 1, got {self.tokens} and {self.texts}")
 
-    def encode(self, texts: Sequence[str], max_length: int, progress: bool = False, what: str = "texts") -> sp.csr_matrix:
-        """Batches texts by token length (less padding), encodes them and returns rows in input order."""
-        texts = list(texts)
-        if not texts:
-            return sp.csr_matrix((0, self.vocab_size), dtype=np.float32)
-        lengths = [len(ids) for ids in self.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
-        order = np.argsort(-np.asarray(lengths), kind="stable")
-        rows: list[sp.csr_matrix] = []
-        batches = range(0, len(texts), self.batch_size)
-        if progress:
-            from tqdm.auto import tqdm
 
-            batches = tqdm(batches, desc=f"encoding {what}", unit="batch")
-        for start in batches:
-            batch = [texts[i] for i in order[start : start + self.batch_size]]
-            rows.append(sp.csr_matrix(self._encode_batch(batch, max_length)))
-        stacked = sp.vstack(rows, format="csr")
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(len(order))
-        out = stacked[inverse]
-        out.sort_indices()
-        return out.astype(np.float32)
+def token_budget_batches(lengths: Sequence[int], budget: TokenBudget) -> list[np.ndarray]:
+    """Positions of the texts grouped into batches, longest texts first, each within the token budget.
 
-    @torch.inference_mode()
-    def _encode_batch(self, texts: list[str], max_length: int) -> np.ndarray:
-        features = self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-        features = {k: v.to(self.device) for k, v in features.items()}
-        head = self.mlm.get_output_embeddings()
-        with _vocab_projection_removed(self.mlm):
-            hidden = self.mlm(**features).logits  # the head's input: transformed hidden states [B, L, H]
-        mask = features["attention_mask"].bool()
-        weight_t, bias = head.weight.t(), head.bias
-        pooled = torch.empty(len(texts), weight_t.shape[1], dtype=torch.float32, device=self.device)
-        for i in range(len(texts)):
-            tokens = hidden[i][mask[i]]
-            best = None
-            for c in range(0, tokens.shape[0], TOKEN_CHUNK):
-                chunk = tokens[c : c + TOKEN_CHUNK]
-                logits = (torch.addmm(bias, chunk, weight_t) if bias is not None else chunk @ weight_t).amax(0)
-                best = logits if best is None else torch.maximum(best, logits)
-            pooled[i] = best
-        return pooled.relu_().log1p_().float().cpu().numpy()
+    Sorting by length keeps the padding small; a batch grows while rows x its longest row (the first, since rows
+    come longest first) stays within `budget.tokens`. A text longer than the budget alone gets a batch of its own.
+
+    Args:
+        lengths: tokens of each text (after truncation).
+        budget: the token budget and the most texts per batch.
+
+    Returns:
+        Arrays of positions into `lengths`, one per batch, in encoding order.
+    """
+    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        longest = max(int(lengths[order[start]]), 1)
+        rows = max(1, min(budget.texts, budget.tokens // longest))
+        batches.append(order[start : start + rows])
+        start += rows
+    return batches
+
+
+# ---- the projection and its maximum --------------------------------------------------------------------------
+
+
+def max_pool_packed(tokens: torch.Tensor, doc_index: torch.Tensor, num_docs: int, projection,
+                    vocab_size: int, token_tile: int, vocab_tile: int) -> torch.Tensor:
+    """max over each document's tokens of the vocabulary logits, never holding more than one tile of them.
+
+    Args:
+        tokens: [n, hidden] the real tokens of a batch, packed, documents one after another.
+        doc_index: [n] int64, the row (document) of each token.
+        num_docs: rows of the result.
+        projection: a `_Projection`: `projection(x, start, stop, out)` returns the logits of x over vocabulary ids
+            [start, stop), written into `out` when it is given (fp32).
+        vocab_size: columns of the result.
+        token_tile, vocab_tile: tile sizes; on a GPU both cover everything (one product, one segment max).
+
+    Returns:
+        [num_docs, vocab_size] float32 maxima (before relu and log1p).
+    """
+    pooled = torch.full((num_docs, vocab_size), -torch.inf, dtype=torch.float32, device=tokens.device)
+    if num_docs == 1 and len(tokens) <= token_tile and projection.whole_vocabulary:
+        # a single short text (a query): one product over the whole vocabulary, one max; its logits fit in a tile
+        return projection(tokens, 0, vocab_size, None).float().amax(0, keepdim=True)
+    buffer = None  # only fp32 products are written in place; lower precisions return their own tile
+    if projection.compute == "fp32":
+        buffer = torch.empty(min(token_tile, max(len(tokens), 1)), min(vocab_tile, vocab_size), dtype=torch.float32,
+                             device=tokens.device)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="index_reduce", category=UserWarning)  # "beta" API note
+        for v in range(0, vocab_size, vocab_tile):
+            stop = min(v + vocab_tile, vocab_size)
+            target = pooled[:, v:stop]
+            for t in range(0, len(tokens), token_tile):
+                chunk = tokens[t : t + token_tile]
+                logits = projection(chunk, v, stop, None if buffer is None else buffer[: len(chunk), : stop - v])
+                target.index_reduce_(0, doc_index[t : t + token_tile], logits.float(), "amax", include_self=True)
+    return pooled
 
 
 class _Identity(nn.Module):
@@ -176,12 +215,227 @@ def _vocab_projection_removed(mlm: nn.Module):
     raise ValueError(f"{type(mlm).__name__}: cannot find the vocabulary projection of the MLM head")
 
 
-def iter_batches(items: Iterable, size: int):
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+class _Projection:
+    """The vocabulary projection x @ W.T + b in one precision, tile by tile.
+
+    fp32: `torch.addmm` into the caller's buffer. bf16 / fp16: the weights are cast once, the product's tile is
+    converted to fp32 before the maximum (the maximum itself is exact). int8: per-vocabulary-row int8 weights,
+    prepacked once per vocabulary tile for fbgemm's dynamic-quantised linear.
+    """
+
+    def __init__(self, head: nn.Linear, compute: str, vocab_tile: int):
+        weight = head.weight.detach()
+        bias = head.bias.detach() if head.bias is not None else torch.zeros(weight.shape[0], device=weight.device)
+        self.compute = compute
+        self.whole_vocabulary = compute != "int8"  # int8 weights are packed per vocabulary tile
+        if compute == "int8":
+            self.packed = {}
+            for v in range(0, weight.shape[0], vocab_tile):
+                w = weight[v : v + vocab_tile].float().contiguous()
+                scales = (w.abs().amax(1) / 127.0).clamp_min(1e-12).double()
+                q = torch.quantize_per_channel(w, scales, torch.zeros(len(w), dtype=torch.long), 0, torch.qint8)
+                self.packed[v] = torch.ops.quantized.linear_prepack(q, bias[v : v + vocab_tile].float().contiguous())
+            return
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[compute]
+        self.weight_t = weight.to(dtype).t().contiguous()  # [hidden, vocab]: tiles are column slices
+        self.bias = bias.to(dtype)
+
+    def __call__(self, x: torch.Tensor, start: int, stop: int, out: torch.Tensor) -> torch.Tensor:
+        if self.compute == "int8":
+            return torch.ops.quantized.linear_dynamic(x.float().contiguous(), self.packed[start], True)
+        w, b = self.weight_t[:, start:stop], self.bias[start:stop]
+        if self.compute == "fp32":
+            return torch.addmm(b, x.float(), w) if out is None else torch.addmm(b, x.float(), w, out=out)
+        return torch.addmm(b, x.to(w.dtype), w)
+
+
+# ---- the encoder ---------------------------------------------------------------------------------------------
+
+
+class SpladeEncoder:
+    """Encodes queries and documents into scipy CSR matrices (float32) over the model's vocabulary.
+
+    Args:
+        model_path: a SparseEncoder folder or a plain MaskedLM checkpoint.
+        query_max_length, doc_max_length: tokens kept per query and per document.
+        batch_size: the most texts in one batch (default: as many as the token budget allows, up to 512).
+        device: torch device (default: cuda when there is one, else cpu).
+        precision: "fp32" (exact), "bf16" (bf16 matrix products, fp16 on a GPU without bf16; maxima and output in
+            fp32) or "int8" (dynamically quantised linear layers and projection).
+        token_budget: padded tokens per batch (default: 8,192 on a CPU, sized to the free memory on a GPU).
+        verbose: show transformers' loading bar and messages.
+
+    Raises:
+        ValueError: an unknown precision, a batch size or token budget below 1, or a tokenizer and MLM head of
+            different sizes.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        query_max_length: int = 64,
+        doc_max_length: int = 256,
+        batch_size: int | None = None,
+        device: str | None = None,
+        precision: str = "fp32",
+        token_budget: int | None = None,
+        verbose: bool = False,
+    ):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+        for name, value in (("batch_size", batch_size), ("token_budget", token_budget),
+                            ("query_max_length", query_max_length), ("doc_max_length", doc_max_length)):
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be 1 or more, got {value}")
+        self.model_path = str(model_path)
+        self.query_max_length = query_max_length
+        self.doc_max_length = doc_max_length
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.precision = precision
+        self.model = load_sparse_encoder(model_path, max_length=max(query_max_length, doc_max_length),
+                                         device=str(self.device), verbose=verbose)
+        self.model.eval()
+        self.tokenizer = self.model.tokenizer
+        self.mlm = self.model[0].auto_model
+        self.vocab = vocabulary(self.tokenizer)
+        self.vocab_hash = vocabulary_hash(self.vocab)
+        head = self.mlm.get_output_embeddings()
+        self.vocab_size = head.weight.shape[0]
+        if len(self.vocab) != self.vocab_size:
+            raise ValueError(
+                f"{model_path}: tokenizer has {len(self.vocab)} tokens but the MLM head has {self.vocab_size} outputs"
+            )
+        cuda = self.device.type == "cuda"
+        self.token_tile = CPU_TOKEN_TILE
+        self.vocab_tile = self.vocab_size if cuda else CPU_VOCAB_TILE
+        self.budget = TokenBudget(token_budget or (_cuda_token_budget(self.device, self.vocab_size) if cuda
+                                                   else CPU_TOKEN_BUDGET), batch_size or MAX_TEXTS)
+        if cuda:
+            self.token_tile = self.budget.tokens  # all the batch's tokens in one product
+        self.body_dtype = None  # autocast dtype of the transformer body, None = as loaded
+        compute = precision
+        if precision == "bf16":
+            compute = "bf16" if (not cuda or torch.cuda.is_bf16_supported()) else "fp16"
+            self.body_dtype = torch.bfloat16 if compute == "bf16" else torch.float16
+        elif precision == "int8":
+            if cuda:
+                raise ValueError("precision int8 runs on a CPU (fbgemm); on a GPU use bf16")
+            self._quantize_body()
+        self.projection = _Projection(head, compute, self.vocab_tile)
+
+    def _quantize_body(self) -> None:
+        """int8 weights for the transformer's Linear layers (torch dynamic quantisation), the projection apart."""
+        with warnings.catch_warnings(), _vocab_projection_removed(self.mlm):
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=UserWarning)
+            torch.ao.quantization.quantize_dynamic(self.mlm, {nn.Linear}, dtype=torch.qint8, inplace=True)
+
+    def describe(self) -> dict:
+        """What an encoded folder records of its encoder (a folder is resumed only with the same)."""
+        return {
+            "model": self.model_path,
+            "vocab_size": self.vocab_size,
+            "vocab_hash": self.vocab_hash,
+            "query_max_length": self.query_max_length,
+            "doc_max_length": self.doc_max_length,
+            "precision": self.precision,
+        }
+
+    def encode_queries(self, texts: Sequence[str], progress: bool = False) -> sp.csr_matrix:
+        """Queries at `query_max_length` tokens.
+
+        Raises:
+            ValueError: an empty query: it would silently match nothing (or everything).
+        """
+        for i, t in enumerate(texts):
+            if not isinstance(t, str) or not t.strip():
+                raise ValueError(f"query {i} is empty: SPLADE needs at least one token to encode")
+        return self.encode(texts, self.query_max_length, progress=progress, what="queries")
+
+    def encode_documents(self, texts: Sequence[str], progress: bool = False) -> sp.csr_matrix:
+        """Documents at `doc_max_length` tokens; empty documents exist in real collections (Cranfield has some)
+        and are encoded as the model sees them."""
+        return self.encode(texts, self.doc_max_length, progress=progress, what="documents")
+
+    def encode(self, texts: Sequence[str], max_length: int, progress: bool = False, what: str = "texts",
+               on_batch=None) -> sp.csr_matrix:
+        """Encode texts in token-budget batches and return their rows in input order.
+
+        Args:
+            texts: the texts.
+            max_length: tokens kept per text.
+            progress: a tqdm bar over the texts.
+            what: the bar's noun.
+            on_batch: called with the number of texts after each batch (a caller's own progress bar).
+
+        Returns:
+            [len(texts), vocab_size] float32 CSR, indices sorted.
+        """
+        texts = list(texts)
+        if not texts:
+            return sp.csr_matrix((0, self.vocab_size), dtype=np.float32)
+        features = self.tokenizer(texts, truncation=True, max_length=max_length)
+        lengths = [len(ids) for ids in features["input_ids"]]
+        batches = token_budget_batches(lengths, self.budget)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm  # deferred: only a bar needs it
+
+            bar = tqdm(total=len(texts), desc=f"encoding {what}", unit=what[:-1] if what.endswith("s") else what)
+        rows: list[sp.csr_matrix] = []
+        for batch in batches:
+            selected = {key: [values[i] for i in batch] for key, values in features.items()}
+            rows.append(self._encode_features(selected))
+            if bar is not None:
+                bar.update(len(batch))
+            if on_batch is not None:
+                on_batch(len(batch))
+        if bar is not None:
+            bar.close()
+        if len(texts) == 1:
+            return rows[0]  # already float32 with sorted indices: no reordering to do
+        stacked = sp.vstack(rows, format="csr")
+        order = np.concatenate(batches)
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        out = stacked[inverse]
+        out.sort_indices()
+        return out.astype(np.float32, copy=False)
+
+    @torch.inference_mode()
+    def _encode_features(self, features: dict) -> sp.csr_matrix:
+        padded = self.tokenizer.pad(features, padding=True, return_tensors="pt")
+        padded = {k: v.to(self.device) for k, v in padded.items()}
+        pooled = self.pool(padded)
+        pooled.relu_().log1p_()
+        return _to_csr(pooled)
+
+    def pool(self, features: dict) -> torch.Tensor:
+        """Max-pooled logits [texts, vocabulary] (fp32, before relu and log1p) of a padded, tokenised batch."""
+        mask = features["attention_mask"].bool()
+        autocast = (torch.autocast(self.device.type, dtype=self.body_dtype) if self.body_dtype is not None
+                    else contextlib.nullcontext())
+        with _vocab_projection_removed(self.mlm), autocast:
+            hidden = self.mlm(**features).logits  # the head's input: transformed hidden states [B, L, H]
+        tokens = hidden[mask]  # packed real tokens, row-major: each document's tokens together
+        doc_index = torch.arange(mask.shape[0], device=mask.device).repeat_interleave(mask.sum(1))
+        return max_pool_packed(tokens, doc_index, mask.shape[0], self.projection, self.vocab_size,
+                               self.token_tile, self.vocab_tile)
+
+
+def _to_csr(weights: torch.Tensor) -> sp.csr_matrix:
+    """Rows of non-negative weights (mostly zeros) as CSR, built from the non-zeros only."""
+    rows, cols = torch.nonzero(weights, as_tuple=True)
+    values = weights[rows, cols].float().cpu().numpy()
+    counts = torch.bincount(rows, minlength=weights.shape[0]).cpu().numpy()
+    indptr = np.zeros(weights.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return sp.csr_matrix((values, cols.cpu().numpy().astype(np.int32), indptr), shape=tuple(weights.shape))
+
+
+def _cuda_token_budget(device: torch.device, vocab_size: int) -> int:
+    """Tokens per batch on a GPU: the [tokens, vocabulary] logits in bf16 plus the body's activations take about a
+    quarter of the free memory, leaving the rest to the allocator and other work."""
+    free, _ = torch.cuda.mem_get_info(device)
+    per_token = vocab_size * (2 + 4) + 64 * 1024  # logits (bf16 and their fp32 copy) and body activations
+    return int(max(1024, min(262_144, free // 4 // per_token)))

@@ -9,11 +9,10 @@
 #
 # DATASET= (one or several, names or local folders) replaces the default datasets of a target; INDEX= names the
 # index to retrieve from when a run is missing. A run already at $(EVAL_DIR)/<model>/<dataset>.trec is reused.
+# Every path comes from pipelines/layout.py (LAYOUT in the Makefile), the same rule as mk/index.mk's.
 
 .PHONY: eval-msmarco eval-trec eval-beir ensemble flops results-table
 
-EVAL_DIR ?= $(OUT)/eval
-INDEX_DIR ?= $(OUT)/index
 MSMARCO_DEV ?= msmarco-passage/dev/small
 TREC_DL ?= msmarco-passage/trec-dl-2019/judged msmarco-passage/trec-dl-2020/judged
 BEIR ?= scifact nfcorpus fiqa arguana scidocs
@@ -21,12 +20,9 @@ MODELS ?= $(MODEL)
 FUSION ?= normalized
 WEIGHTS ?=
 
-# A file-name-safe form of a model or dataset name (mirrors pipelines.datasets.slugify).
-eval_slug = $(shell printf '%s' '$(1)' | sed -e 's#^\(\.\{1,2\}/\)*##' -e 's#[^A-Za-z0-9._-]\{1,\}#-#g' -e 's#^-##' -e 's#-$$##')
 # Was the variable given by the user (command line or environment) rather than by a Makefile default?
 eval_user_set = $(or $(findstring command,$(origin $(1))),$(findstring environment,$(origin $(1))))
 eval_datasets_or = $(if $(call eval_user_set,DATASET),$(DATASET),$(1))
-MODEL_SLUG = $(call eval_slug,$(MODEL))
 eval_empty :=
 eval_space := $(eval_empty) $(eval_empty)
 
@@ -34,10 +30,8 @@ eval_space := $(eval_empty) $(eval_empty)
 # The index of an MS MARCO id is the MS MARCO passage index; of a local folder or BEIR set, its own.
 define eval_datasets
 	@set -e; for d in $(1); do \
-	  slug=$$(printf '%s' "$$d" | sed -e 's#^\(\.\{1,2\}/\)*##' -e 's#[^A-Za-z0-9._-]\{1,\}#-#g' -e 's#^-##' -e 's#-$$##'); \
-	  case "$$d" in msmarco-passage/*) corpus=msmarco-passage;; *) corpus=$$slug;; esac; \
-	  index="$(if $(call eval_user_set,INDEX),$(INDEX),$(INDEX_DIR)/$(MODEL_SLUG)/$$corpus)"; \
-	  run=$(EVAL_DIR)/$(MODEL_SLUG)/$$slug.trec; \
+	  paths=$$($(LAYOUT) --model '$(MODEL)' --dataset "$$d"); eval "$$paths"; \
+	  $(if $(call eval_user_set,INDEX),index='$(INDEX)';) \
 	  if [ ! -s "$$run" ]; then \
 	    if [ ! -e "$$index" ]; then \
 	      echo "error: no run at $$run and no index at $$index to make it." >&2; \
@@ -52,7 +46,7 @@ define eval_datasets
 	  fi; \
 	  echo "== $$d ($$run)"; \
 	  $(SPLADE) evaluate --run "$$run" --dataset "$$d" --convention $(2) --name "$(MODEL)" --model "$(MODEL)" \
-	    --output $(EVAL_DIR)/$(MODEL_SLUG)/$$slug.metrics.json; \
+	    --output "$$metrics"; \
 	done
 	@echo "make results-table collects every figure under $(EVAL_DIR) into one table."
 endef
@@ -66,26 +60,26 @@ eval-trec: $(STAMP)
 eval-beir: $(STAMP)
 	$(call eval_datasets,$(call eval_datasets_or,$(addprefix beir/,$(BEIR))),beir)
 
-ENSEMBLE_NAME = ensemble $(subst $(eval_space),+,$(strip $(foreach m,$(MODELS),$(call eval_slug,$(m)))))
-ENSEMBLE_SLUG = $(call eval_slug,$(ENSEMBLE_NAME))
+ENSEMBLE_NAME = ensemble $(subst $(eval_space),+,$(strip $(shell $(LAYOUT) --slug $(MODELS))))
 
 # Fuse, per dataset, the runs the models in MODELS left under EVAL_DIR; a dataset none of them has is skipped.
 ensemble: $(STAMP)
 	@test $(words $(MODELS)) -ge 2 || { echo 'error: give two or more models: make ensemble MODELS="B E F"' >&2; exit 2; }
 	@set -e; done_any=; for d in $(call eval_datasets_or,$(MSMARCO_DEV) $(TREC_DL)); do \
-	  slug=$$(printf '%s' "$$d" | sed -e 's#^\(\.\{1,2\}/\)*##' -e 's#[^A-Za-z0-9._-]\{1,\}#-#g' -e 's#^-##' -e 's#-$$##'); \
 	  runs=; missing=; \
-	  for m in $(foreach m,$(MODELS),$(call eval_slug,$(m))); do \
-	    r=$(EVAL_DIR)/$$m/$$slug.trec; if [ -s "$$r" ]; then runs="$$runs $$r"; else missing="$$missing $$m"; fi; \
+	  for m in $(MODELS); do \
+	    paths=$$($(LAYOUT) --model "$$m" --dataset "$$d"); eval "$$paths"; \
+	    if [ -s "$$run" ]; then runs="$$runs $$run"; else missing="$$missing $$m"; fi; \
 	  done; \
 	  if [ -z "$$runs" ]; then echo "-- $$d: no run of $(MODELS) yet, skipped"; continue; fi; \
 	  if [ -n "$$missing" ]; then \
-	    echo "error: $$d has no run of:$$missing (looked for $(EVAL_DIR)/<model>/$$slug.trec)." >&2; \
+	    echo "error: $$d has no run of:$$missing (looked for $(EVAL_DIR)/<model>/$$dataset_slug.trec)." >&2; \
 	    echo "  make them first, e.g. make eval-trec MODEL=<model> DATASET=$$d" >&2; exit 2; \
 	  fi; \
 	  echo "== $(ENSEMBLE_NAME) on $$d ($(FUSION))"; \
+	  paths=$$($(LAYOUT) --model '$(ENSEMBLE_NAME)' --dataset "$$d"); eval "$$paths"; \
 	  $(SPLADE) fuse --run $$runs --method $(FUSION) $(if $(WEIGHTS),--weights $(WEIGHTS)) --dataset "$$d" \
-	    --name "$(ENSEMBLE_NAME)" --output $(EVAL_DIR)/$(ENSEMBLE_SLUG)/$$slug.trec; \
+	    --name "$(ENSEMBLE_NAME)" --output "$$run"; \
 	  done_any=1; \
 	done; \
 	test -n "$$done_any" || { echo "error: none of $(MODELS) has a run under $(EVAL_DIR): run make eval-trec MODEL=... first" >&2; exit 2; }
@@ -94,8 +88,8 @@ FLOPS_QUERIES ?= $(MSMARCO_DEV)
 
 flops: $(STAMP)
 	$(SPLADE) flops --model "$(MODEL)" --dataset "$(FLOPS_QUERIES)" \
-	  --index "$(if $(call eval_user_set,INDEX),$(INDEX),$(INDEX_DIR)/$(MODEL_SLUG)/msmarco-passage)" \
-	  --name "$(MODEL)" --output $(EVAL_DIR)/$(MODEL_SLUG)/flops.json
+	  --index "$(if $(call eval_user_set,INDEX),$(INDEX),$(call layout_of,$(MODEL),$(MSMARCO_DEV),index))" \
+	  --name "$(MODEL)" --output $(call layout_of,$(MODEL),$(MSMARCO_DEV),flops)
 
 results-table: $(STAMP)
 	$(SPLADE) table --metrics $(EVAL_DIR) --output $(EVAL_DIR)/results

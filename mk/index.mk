@@ -1,17 +1,20 @@
 # make index MODEL=splade-tiny DATASET=../shared/data/beir-scifact [BACKEND=numba|lucene] [OUT=outputs]
-# Encodes into $(OUT)/encoded/<model>/<corpus> (resumable) and builds $(OUT)/index/<model>/<corpus>
-# (numba) or <corpus>-lucene. <corpus> is msmarco-passage for every MS MARCO / TREC DL id (one corpus, one
-# index), else the dataset's slug: the evaluation targets (mk/evaluation.mk) look for indexes there.
-BACKEND ?= numba
-index_slug = $(shell printf '%s' '$(1)' | sed -e 's#^\(\.\{1,2\}/\)*##' -e 's#[^A-Za-z0-9._-]\{1,\}#-#g' -e 's#^-##' -e 's#-$$##')
-CORPUS_SLUG = $(if $(filter msmarco-passage/%,$(DATASET)),msmarco-passage,$(call index_slug,$(DATASET)))
-ENCODED_DIR = $(OUT)/encoded/$(call index_slug,$(MODEL))/$(CORPUS_SLUG)
-INDEX_PATH = $(OUT)/index/$(call index_slug,$(MODEL))/$(CORPUS_SLUG)$(if $(filter lucene,$(BACKEND)),-lucene,)
-RUN_PATH = $(OUT)/eval/$(call index_slug,$(MODEL))/$(call index_slug,$(DATASET))$(if $(filter lucene,$(BACKEND)),-lucene,).trec
+# Encodes into $(OUT)/encoded/<model>/<corpus> (resumable) and builds $(INDEX_DIR)/<model>/<corpus> (numba) or
+# <corpus>-lucene; make retrieve writes $(EVAL_DIR)/<model>/<dataset>[-lucene].trec. <corpus> is msmarco-passage
+# for every MS MARCO / TREC DL id (one corpus, one index), else the dataset's slug. pipelines/layout.py decides
+# (see LAYOUT in the Makefile), so the evaluation targets (mk/evaluation.mk) find the indexes made here.
+ENCODED_DIR = $(call layout_of,$(MODEL),$(DATASET),encoded,$(BACKEND))
+INDEX_PATH = $(call layout_of,$(MODEL),$(DATASET),index,$(BACKEND))
+RUN_PATH = $(call layout_of,$(MODEL),$(DATASET),run,$(BACKEND))
+
+# NPROC=N: N encoding workers on this machine (--shard-id 0..N-1 --shard-num N), the cores shared among them
+NPROC ?= 1
 
 .PHONY: index encode retrieve
 encode: $(STAMP)
-	$(SPLADE) encode --model $(MODEL) --dataset $(DATASET) --output $(ENCODED_DIR)
+	seq 0 $$(($(NPROC) - 1)) | OMP_NUM_THREADS=$$(( $$(nproc) / $(NPROC) > 0 ? $$(nproc) / $(NPROC) : 1 )) \
+	  xargs -P $(NPROC) -I{} $(SPLADE) encode --model $(MODEL) --dataset $(DATASET) --output $(ENCODED_DIR) \
+	  $(if $(filter-out 1,$(NPROC)),--shard-id {} --shard-num $(NPROC))
 
 index: encode
 	$(SPLADE) index --encoded $(ENCODED_DIR) --output $(INDEX_PATH) --backend $(BACKEND) --overwrite

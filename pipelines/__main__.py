@@ -1,3 +1,4 @@
+"""`python -m pipelines ...`: the same as the `splade` command."""
 import sys
 
 from pipelines.cli import main

@@ -6,15 +6,19 @@ ir_datasets id is exported once into that layout under the cache folder and then
 from __future__ import annotations
 
 import json
-import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
-from indexing.encoder import document_text
+from tqdm.auto import tqdm
+
 from contracts.atomic import atomic_path
 from contracts.datasets import read_corpus, read_queries
+from indexing.encoder import document_text
+from pipelines.layout import slugify
 from pipelines.models import cache_dir
+
+__all__ = ["DEMO", "Dataset", "KNOWN_IR_DATASETS", "resolve_dataset"]
 
 DEMO = Path(__file__).parent / "demo_collection"
 
@@ -47,14 +51,17 @@ class Dataset:
 
     @property
     def corpus_path(self) -> Path:
+        """corpus.jsonl (exported from ir_datasets on first use)."""
         return self._file("corpus.jsonl")
 
     @property
     def queries_path(self) -> Path:
+        """queries.tsv (exported from ir_datasets on first use)."""
         return self._file("queries.tsv")
 
     @property
     def qrels_path(self) -> Path:
+        """qrels.txt (exported from ir_datasets on first use)."""
         return self._file("qrels.txt")
 
     def corpus(self) -> Iterator[tuple[str, str]]:
@@ -63,25 +70,25 @@ class Dataset:
             yield doc["id"], document_text(doc.get("title"), doc["text"])
 
     def queries(self) -> list[tuple[str, str]]:
+        """(qid, text) pairs in file order."""
         return read_queries(self.queries_path)
 
     def count_documents(self) -> int:
+        """Non-blank lines of corpus.jsonl: the total of the encoding's progress bar, without parsing JSON."""
         with open(self.corpus_path, "rb") as f:
             return sum(1 for line in f if line.strip())
-
-    def slug(self) -> str:
-        return slugify(self.name)
 
     def source(self) -> str:
         """What identifies the corpus in an encoded folder's manifest: the resolved corpus file."""
         return str(self.folder.resolve() / "corpus.jsonl")
 
 
-def slugify(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(name).strip("./")).strip("-") or "dataset"
-
-
 def resolve_dataset(name: str | Path) -> Dataset:
+    """The dataset a name means: "demo", a local dataset folder, or an ir_datasets id (exported on first use).
+
+    Raises:
+        ValueError: a path that is not a dataset folder, or an unknown name (the message lists what works).
+    """
     text = str(name)
     if text == "demo":
         return Dataset("demo", DEMO)
@@ -96,7 +103,7 @@ def resolve_dataset(name: str | Path) -> Dataset:
 
 
 def _from_ir_datasets(name: str) -> Dataset:
-    import ir_datasets
+    import ir_datasets  # heavy (its registry of every dataset), and only for names that are not folders
 
     try:
         ds = ir_datasets.load(name)
@@ -123,8 +130,6 @@ def _export(name: str, ds, folder: Path, file: str) -> None:
                 for r in ds.qrels_iter():
                     f.write(f"{r.query_id} 0 {r.doc_id} {r.relevance}\n")
             else:
-                from tqdm.auto import tqdm
-
                 for d in tqdm(ds.docs_iter(), total=ds.docs_count(), desc=f"exporting {name} corpus", unit="doc"):
                     doc = {"id": d.doc_id, "title": getattr(d, "title", "") or "", "text": d.text}
                     f.write(json.dumps(doc, ensure_ascii=False) + "\n")

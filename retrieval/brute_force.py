@@ -5,7 +5,7 @@ one sparse matrix product, then a stable sort by score with ties broken by docum
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -14,11 +14,19 @@ from indexing.base import quantize
 
 
 def brute_force_search(queries: sp.csr_matrix, docs: sp.csr_matrix, doc_ids: Sequence[str], k: int = 1000,
-                       scale: float | None = None, bits: int | None = None, batch: int = 256) -> list[list[tuple[str, float]]]:
-    """Top-k (doc id, score) per query over documents with a positive score.
+                       scale: float | None = None, bits: int | None = None,
+                       batch: int = 256) -> list[list[tuple[str, float]]]:
+    """Top-k (doc id, score) per query over documents with a positive score, ties by document order.
 
-    With `scale`, both sides are quantised as the impact index does (documents clipped to `bits`), so the scores
-    are the index's integers; without it, the float SPLADE scores.
+    Args:
+        queries: [n, vocab] query vectors. docs: [num_docs, vocab] document vectors. doc_ids: their external ids.
+        k: documents per query.
+        scale, bits: with `scale`, both sides are quantised as the impact index does (documents clipped to `bits`),
+            so the scores are the index's integers; without it, the float SPLADE scores.
+        batch: queries scored per matrix product (memory: batch x num_docs floats).
+
+    Returns:
+        For each query, [(doc id, score), ...] best first.
     """
     if scale is not None:
         docs = quantize(docs, scale, bits).astype(np.float64)

@@ -1,7 +1,6 @@
 """Shared fixtures: the packaged SPLADE model and a real collection encoded once per test session."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

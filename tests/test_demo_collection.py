@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from contracts.trec import read_qrels
 from contracts.datasets import read_corpus, read_queries
+from contracts.trec import read_qrels
 from pipelines.datasets import DEMO, resolve_dataset
 
 FOLDER = Path(__file__).resolve().parents[1] / "pipelines" / "demo_collection"

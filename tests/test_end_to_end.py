@@ -5,10 +5,10 @@ import shutil
 import numpy as np
 import pytest
 
-from evaluation.metrics import evaluate_convention
-from contracts.trec import read_qrels, read_run
-from indexing.numba_index.index import ImpactIndex
 from contracts.encoded import read_encoded
+from contracts.trec import read_qrels, read_run
+from evaluation.metrics import evaluate
+from indexing.numba_index.index import ImpactIndex
 from retrieval.search import retrieve
 
 
@@ -36,7 +36,7 @@ def test_index_search_equals_brute_force_and_metrics_agree_with_trec_eval(
         assert run[qid] == expected[i], f"query {qid}"
 
     qrels = read_qrels(cranfield.qrels_path)
-    ours = evaluate_convention(qrels, {q: dict(h) for q, h in run.items()}, "default")
+    ours = evaluate(qrels, {q: dict(h) for q, h in run.items()}, "default").means
     # trec_eval on the brute-force run; queries without hits still count (as trec_eval -c does)
     trec_run = {qid: {d: s for d, s in expected[i]} for i, (qid, _) in enumerate(queries)}
     judged = {q: {d: r for d, r in docs_.items()} for q, docs_ in qrels.items()}

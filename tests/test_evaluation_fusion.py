@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.fusion import fuse, normalized_sum, ranx_fuse
-from evaluation.metrics import evaluate_convention
-from contracts.trec import read_qrels, read_run, write_run
+from contracts.trec import EvaluationWarning, read_qrels, read_run, write_run
+from evaluation.fusion import check_fusion, fuse, normalized_sum, ranx_fuse
+from evaluation.metrics import evaluate
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not (DATA / "trec-dl-2019" / "reference-runs").exists(), reason=f"no {DATA}")
@@ -45,6 +45,43 @@ def test_fuse_keeps_depth_and_survives_a_written_run(tmp_path):
     assert read_run(tmp_path / "fused.trec") == fused
 
 
+A = {"q1": {"d1": 3.0, "d2": 1.0}, "q2": {"d3": 1.0, "d4": 0.5}}
+B = {"q1": {"d2": 5.0, "d3": 4.0}, "q2": {"d4": 2.0, "d3": 1.0}}
+
+
+@pytest.mark.parametrize("weights, depth, message", [
+    ([float("nan"), 1.0], 10, "weight nan for a.trec is not a finite number"),
+    ([float("inf"), 1.0], 10, "weight inf for a.trec is not a finite number"),
+    ([0.0, 0.0], 10, "every weight is 0"),
+    ([1.0, 1.0], 0, "depth 0: the number of documents kept per query must be a whole number >= 1"),
+    ([1.0, 1.0], -5, "depth -5"),
+    ([1.0], 10, "1 weights for 2 runs"),
+])
+def test_fusion_settings_that_would_write_a_wrong_run_are_refused(weights, depth, message):
+    with pytest.raises(ValueError, match=message):
+        fuse([A, B], "normalized", weights, depth=depth, names=["a.trec", "b.trec"])
+    with pytest.raises(ValueError, match=message):
+        check_fusion(2, weights, depth, ["a.trec", "b.trec"])
+
+
+def test_negative_weight_is_warned_about_once_naming_the_run():
+    with pytest.warns(EvaluationWarning) as caught:
+        fused = fuse([A, B], "normalized", [1.0, -1.0], names=["a.trec", "b.trec"])
+    assert [str(w.message) for w in caught] == [
+        "weight -1.0 for b.trec is negative: that run's best documents are pushed to the bottom"]
+    assert list(fused["q1"])[-1] == "d2"  # b's best document (and a's second) ends last
+
+
+def test_runs_sharing_no_query_are_refused_and_partly_shared_ones_warned():
+    other_topics = {"x1": {"d1": 1.0}, "x2": {"d2": 1.0}}
+    with pytest.raises(ValueError, match=r"c.trec shares no query with the other runs \(a.trec, b.trec; e.g. its "
+                                         r"query 'x1'\)"):
+        fuse([A, B, other_topics], names=["a.trec", "b.trec", "c.trec"])
+    with pytest.warns(EvaluationWarning, match=r"1 of the 2 queries are missing from some runs \(b.trec lacks 1\)"):
+        fused = fuse([A, {"q1": B["q1"]}], names=["a.trec", "b.trec"])
+    assert set(fused) == {"q1", "q2"}
+
+
 def test_ranx_methods_reachable():
     a = {"q1": {"d1": 3.0, "d2": 1.0}, "q2": {"x": 1.0, "y": 0.5}}
     b = {"q1": {"d2": 5.0, "d3": 4.0}}
@@ -63,8 +100,8 @@ def test_reference_ensemble_ranks_as_ranx_combsum(year, tag):
     qrels = read_qrels(folder / "qrels.txt")
     names = ["SPLADE_P_P_ENSEMBLE_DISTIL", "D_BERT_KD_TASB", "BM25"]
     runs = [read_run(folder / "reference-runs" / f"{n}.{tag}.trec.gz") for n in names]
-    ours = evaluate_convention(qrels, fuse(runs, "normalized"), "trec-dl")
-    theirs = evaluate_convention(qrels, fuse(runs, "combsum"), "trec-dl")
+    ours = evaluate(qrels, fuse(runs, "normalized"), "trec-dl").means
+    theirs = evaluate(qrels, fuse(runs, "combsum"), "trec-dl").means
     assert ours == pytest.approx(theirs, abs=1e-12)
-    best_single = max(evaluate_convention(qrels, r, "trec-dl")["NDCG@10"] for r in runs)
+    best_single = max(evaluate(qrels, r, "trec-dl").means["NDCG@10"] for r in runs)
     assert ours["NDCG@10"] > best_single  # the ensemble the reference table reports beats each member

@@ -1,4 +1,5 @@
-"""Metrics against trec_eval (pytrec_eval) and against Anserini's published figures for the reference runs."""
+"""Metrics against trec_eval (pytrec_eval); the published figures of the reference runs are in test_reproduction.py."""
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -6,15 +7,9 @@ import pytest
 import pytrec_eval
 from scipy.stats import ttest_rel
 
-from evaluation.metrics import (
-    EvaluationWarning,
-    evaluate,
-    evaluate_convention,
-    evaluate_convention_detailed,
-    format_table,
-)
+from contracts.trec import EvaluationWarning, read_qrels, read_run
+from evaluation.metrics import Measure, evaluate
 from evaluation.significance import compare_runs
-from contracts.trec import read_qrels, read_run
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RUNS = ["BM25", "BM25_RM3", "D_BERT_KD_TASB", "OPEN_AI_ADA2", "REP_LLAMA", "SPLADE_P_P_ENSEMBLE_DISTIL"]
@@ -25,22 +20,6 @@ needs_data = pytest.mark.skipif(not (DATA / "trec-dl-2019" / "reference-runs").e
 def reference(year: str, name: str):
     folder = DATA / YEARS[year]
     return read_qrels(folder / "qrels.txt"), read_run(folder / "reference-runs" / f"{name}.{year}.trec.gz")
-
-
-# Anserini's published full-corpus nDCG@10 (docs/regressions) for the runs in shared/data.
-PUBLISHED_NDCG10 = [
-    ("dl19", "BM25", 0.5058),
-    ("dl20", "BM25", 0.4796),
-    ("dl19", "SPLADE_P_P_ENSEMBLE_DISTIL", 0.7308),
-    ("dl20", "SPLADE_P_P_ENSEMBLE_DISTIL", 0.7197),
-]
-
-
-@needs_data
-@pytest.mark.parametrize("year, name, published", PUBLISHED_NDCG10)
-def test_reference_runs_reproduce_anserini_published_ndcg10(year, name, published):
-    qrels, run = reference(year, name)
-    assert round(evaluate_convention(qrels, run, "trec-dl")["NDCG@10"], 4) == published
 
 
 def trec_eval_order(docs):
@@ -61,10 +40,10 @@ def trec_eval_c(qrels, run, measure, key, relevance_level=1, top=None):
 @pytest.mark.parametrize("name", RUNS)
 def test_every_reference_run_matches_trec_eval(year, name):
     qrels, run = reference(year, name)
-    ours = evaluate_convention(qrels, run, "trec-dl")
+    ours = evaluate(qrels, run, "trec-dl").means
     assert ours["NDCG@10"] == pytest.approx(trec_eval_c(qrels, run, "ndcg_cut.10", "ndcg_cut_10"), abs=1e-12)
     assert ours["R@1k"] == pytest.approx(trec_eval_c(qrels, run, "recall.1000", "recall_1000", 2), abs=1e-12)
-    plain = evaluate(qrels, run, ["mrr@10", "recall@100"])
+    plain = evaluate(qrels, run, measures=["mrr@10", "recall@100"]).means
     assert plain["mrr@10"] == pytest.approx(trec_eval_c(qrels, run, "recip_rank", "recip_rank", top=10), abs=1e-12)
     assert plain["recall@100"] == pytest.approx(trec_eval_c(qrels, run, "recall.100", "recall_100"), abs=1e-12)
 
@@ -73,7 +52,7 @@ def test_tied_scores_are_ranked_as_trec_eval_ranks_them():
     # trec_eval puts "d2" before "d1" (same score, id descending): the relevant d1 is second.
     qrels = {"q1": {"d1": 1, "d0": 0}, "q2": {"x9": 2, "x1": 1}}
     run = {"q1": {"d1": 1.0, "d2": 1.0}, "q2": {"x1": 3.0, "x5": 3.0, "x9": 3.0, "x0": 4.0}}
-    ours = evaluate(qrels, run, ["mrr@10", "ndcg@10"])
+    ours = evaluate(qrels, run, measures=["mrr@10", "ndcg@10"]).means
     assert ours["mrr@10"] == pytest.approx(trec_eval_c(qrels, run, "recip_rank", "recip_rank", top=10))
     assert ours["ndcg@10"] == pytest.approx(trec_eval_c(qrels, run, "ndcg_cut.10", "ndcg_cut_10"))
     assert ours["mrr@10"] == pytest.approx((1 / 2 + 1 / 2) / 2)
@@ -82,8 +61,10 @@ def test_tied_scores_are_ranked_as_trec_eval_ranks_them():
 def test_msmarco_mrr_follows_the_rank_column_like_the_official_script():
     qrels = {"q1": {"d1": 1}}
     run = {"q1": {"d1": 1.0, "d2": 1.0}}  # file order (rank column): d1 first
-    assert evaluate_convention(qrels, run, "msmarco")["MRR@10"] == 1.0
-    assert evaluate(qrels, run, ["mrr@10"])["mrr@10"] == 0.5  # trec_eval's order: d2 first
+    assert evaluate(qrels, run, "msmarco").means["MRR@10"] == 1.0
+    assert evaluate(qrels, run, "msmarco", measures=["MRR@10"]).means == {"MRR@10": 1.0}  # the convention's order
+    assert evaluate(qrels, run, measures=["mrr@10"]).means["mrr@10"] == 0.5  # trec_eval's order: d2 first
+    assert evaluate(qrels, run, measures={"m": Measure("mrr@10", order="run")}).means["m"] == 1.0
 
 
 def test_mrr10_counts_missing_queries_and_late_hits_as_zero():
@@ -91,7 +72,7 @@ def test_mrr10_counts_missing_queries_and_late_hits_as_zero():
     late = {f"n{i}": 100.0 - i for i in range(10)} | {"c": 1.0}  # relevant at rank 11
     run = {"q1": {"a": 2.0, "z": 1.0}, "q2": {"z": 2.0, "b": 1.0}, "q3": late, "q9": {"a": 1.0}}
     with pytest.warns(EvaluationWarning) as caught:
-        result = evaluate_convention_detailed(qrels, run, "msmarco")
+        result = evaluate(qrels, run, "msmarco")
     assert result.means["MRR@10"] == pytest.approx((1 + 0.5 + 0 + 0) / 4)
     assert result.per_query["MRR@10"]["q4"] == 0.0
     assert result.missing_queries == ["q4"] and result.unknown_queries == ["q9"]
@@ -103,33 +84,46 @@ def test_mrr10_counts_missing_queries_and_late_hits_as_zero():
 def test_trec_dl_recall_counts_only_relevance_two_and_above():
     qrels = {"q1": {"r1": 1, "r2": 2, "r3": 3, "r0": 0}}
     run = {"q1": {"r1": 3.0, "r2": 2.0, "x": 1.0}}
-    figures = evaluate_convention(qrels, run, "trec-dl")
+    figures = evaluate(qrels, run, "trec-dl").means
     assert figures["R@1k"] == 0.5  # r2 of {r2, r3}; r1 is not relevant at level 2
     assert figures["R@1k"] == pytest.approx(trec_eval_c(qrels, run, "recall.1000", "recall_1000", 2))
-    assert evaluate(qrels, run, ["recall@1000"])["recall@1000"] == pytest.approx(2 / 3)
+    assert evaluate(qrels, run, measures=["recall@1000"]).means["recall@1000"] == pytest.approx(2 / 3)
 
 
-def test_beir_drops_the_query_itself_from_its_results():
-    qrels = {"q1": {"d1": 1}}
-    run = {"q1": {"q1": 9.0, "d1": 5.0}}
-    assert evaluate_convention(qrels, run, "beir")["NDCG@10"] == 1.0
-    assert evaluate_convention(qrels, run, "default")["NDCG@10"] < 1.0
+def test_beir_drops_the_query_itself_from_its_results_and_counts_them():
+    qrels = {"q1": {"d1": 1}, "q2": {"q2": 1, "d2": 1}}
+    run = {"q1": {"q1": 9.0, "d1": 5.0}, "q2": {"q2": 3.0, "d2": 2.0}}
+    beir = evaluate(qrels, run, "beir")
+    assert beir.per_query["NDCG@10"]["q1"] == 1.0
+    assert beir.self_hits_removed == 2 and beir.self_hits_relevant == 1  # q2 judged itself relevant
+    assert beir.summary()["self_hits_removed_judged_relevant"] == 1
+    default = evaluate(qrels, run, "default")
+    assert default.per_query["NDCG@10"]["q1"] < 1.0 and default.self_hits_removed == 0
+
+
+def test_a_run_sharing_no_document_id_with_the_qrels_is_warned_about():
+    qrels = {"q1": {"doc-1": 1}, "q2": {"doc-2": 1}}
+    run = {"q1": {"1": 2.0, "7": 1.0}, "q2": {"2": 1.0}}  # another id scheme: every figure would be 0
+    with pytest.warns(EvaluationWarning, match="none of the documents it retrieved for judged queries is judged"):
+        result = evaluate(qrels, run)
+    assert result.judged_retrieved == 0 and result.means["NDCG@10"] == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a run that shares ids warns about nothing
+        assert evaluate(qrels, {"q1": {"doc-1": 1.0}, "q2": {"doc-2": 1.0}}).judged_retrieved == 2
 
 
 def test_empty_and_unrelated_runs_are_errors():
     qrels = {"q1": {"d1": 1}}
     with pytest.raises(ValueError, match="run is empty"):
-        evaluate(qrels, {}, ["ndcg@10"])
+        evaluate(qrels, {})
     with pytest.raises(ValueError, match="none of its 1 queries is judged"):
-        evaluate(qrels, {"other": {"d1": 1.0}}, ["ndcg@10"])
+        evaluate(qrels, {"other": {"d1": 1.0}})
     with pytest.raises(ValueError, match="unknown convention"):
-        evaluate_convention(qrels, {"q1": {"d1": 1.0}}, "msmacro")
-
-
-def test_format_table_lists_every_figure():
-    table = format_table({"bm25": {"NDCG@10": 0.50581, "R@1k": 0.75}, "splade": {"NDCG@10": 0.7308}})
-    assert "| bm25 | 0.5058 | 0.7500 |" in table
-    assert "| splade | 0.7308 | – |" in table
+        evaluate(qrels, {"q1": {"d1": 1.0}}, "msmacro")
+    with pytest.raises(ValueError, match="no metrics"):
+        evaluate(qrels, {"q1": {"d1": 1.0}}, measures=[])
+    with pytest.raises(ValueError, match="unknown order"):
+        evaluate(qrels, {"q1": {"d1": 1.0}}, measures={"x": Measure("ndcg@10", order="score")})
 
 
 @needs_data
@@ -137,8 +131,8 @@ def test_paired_test_matches_scipy_on_per_query_figures():
     qrels, bm25 = reference("dl19", "BM25")
     _, splade = reference("dl19", "SPLADE_P_P_ENSEMBLE_DISTIL")
     result = compare_runs(qrels, {"bm25": bm25, "splade": splade}, "trec-dl", max_p=0.05)["NDCG@10"]
-    a = evaluate_convention_detailed(qrels, bm25, "trec-dl").per_query["NDCG@10"]
-    b = evaluate_convention_detailed(qrels, splade, "trec-dl").per_query["NDCG@10"]
+    a = evaluate(qrels, bm25, "trec-dl").per_query["NDCG@10"]
+    b = evaluate(qrels, splade, "trec-dl").per_query["NDCG@10"]
     p = ttest_rel([a[q] for q in qrels], [b[q] for q in qrels]).pvalue
     assert result["splade"]["p_values"]["bm25"] == pytest.approx(p)
     assert result["splade"]["mean"] == pytest.approx(np.mean(list(b.values())))

@@ -75,28 +75,29 @@ def test_pruned_equals_brute_force_on_random_collection(random_indexes, reorder,
     index = indexes[reorder]
     expected = brute_force(docs, queries, k)
     assert any(len(e[0]) == k for e in expected)  # the cut at k falls inside the matching documents
-    assert_same(index.search_arrays(queries, k, quantized=True, threads=2), expected)  # batch over two threads
+    # batch over two threads
+    assert_same(index.search_arrays(queries, k, quantized=True, threads=2, method="pruned"), expected)
     assert_same(index.search_arrays(queries, k, quantized=True, method="exhaustive"), expected)
     for i in range(queries.shape[0]):  # one query at a time, on the calling thread
-        d, s, c = index.search_arrays(queries[i], k, quantized=True, threads=1)
+        d, s, c = index.search_arrays(queries[i], k, quantized=True, threads=1, method="pruned")
         assert_same((d, s, c), expected[i : i + 1])
 
 
 def test_pruning_skips_work_and_ties_are_frequent(random_indexes):
     docs, queries, indexes = random_indexes
     index = indexes["top-terms"]
-    pruned, exhaustive = np.zeros(3, np.int64), np.zeros(3, np.int64)
-    index.search_arrays(queries, 10, quantized=True, threads=1, stats=pruned)
+    pruned = np.zeros(3, np.int64)
+    index.search_arrays(queries, 10, quantized=True, threads=1, stats=pruned, method="pruned")
     touched = sum(int(index.offsets[t + 1] - index.offsets[t]) for t in queries.indices)
     assert pruned[1] < 0.7 * touched, f"pruned search scored {pruned[1]} of {touched} postings"
-    _, scores, counts = index.search_arrays(queries, 10, quantized=True)
+    _, scores, counts = index.search_arrays(queries, 10, quantized=True, method="pruned")
     assert any(len(set(scores[i, : counts[i]])) < counts[i] for i in range(len(counts)))  # ties are exercised
 
 
 @pytest.mark.parametrize("k", [10, 1000])
 def test_pruned_equals_brute_force_on_cranfield(cranfield_index, cranfield_encoded, cranfield_queries, k):
-    from indexing.base import quantize
     from contracts.encoded import read_encoded
+    from indexing.base import quantize
 
     _, matrix = cranfield_queries
     index = cranfield_index
@@ -104,8 +105,8 @@ def test_pruned_equals_brute_force_on_cranfield(cranfield_index, cranfield_encod
     docs = quantize(encoded, index.scale, index.manifest["bits"])
     q = index.quantize_queries(matrix)
     expected = brute_force(docs, q, k)
-    assert_same(index.search_arrays(q, k, quantized=True), expected)
-    assert_same(index.search_arrays(q[:20], k, quantized=True, threads=1), expected[:20])
+    assert_same(index.search_arrays(q, k, quantized=True, method="pruned"), expected)
+    assert_same(index.search_arrays(q[:20], k, quantized=True, threads=1, method="pruned"), expected[:20])
     hits = index.search(matrix[:3], k)  # the public API: external ids, float scores
     assert [h[0] for h in hits[0]] == [index.doc_ids[d] for d in expected[0][0]]
 
@@ -117,8 +118,9 @@ def test_approximate_overlap_is_monotone_in_alpha(cranfield_index, cranfield_que
     overlaps, scored = [], []
     for alpha in (0.2, 0.4, 0.6, 0.8, 0.9, 1.0):
         stats = np.zeros(3, np.int64)
-        docs, scores, counts = index.search_arrays(matrix, 10, alpha=alpha, stats=stats)
-        overlap = np.mean([len(set(docs[i, : counts[i]]) & set(exact_docs[i, : exact_counts[i]])) / max(1, exact_counts[i])
+        docs, scores, counts = index.search_arrays(matrix, 10, alpha=alpha, stats=stats, method="pruned")
+        overlap = np.mean([len(set(docs[i, : counts[i]]) & set(exact_docs[i, : exact_counts[i]]))
+                           / max(1, exact_counts[i])
                            for i in range(len(counts))])
         # Approximate results are real documents with their true scores, never worse than the exact k-th.
         assert (scores[:, 0] <= exact_scores[:, 0]).all()
@@ -175,8 +177,8 @@ def test_entry_lookup_matches_searchsorted():
 
 def test_build_quantisation_equals_quantize():
     """The one-pass quantisation of the build is DESIGN.md's round(w * scale), clipped, zeros dropped."""
-    from indexing.numba_index.layout import quantize_rows
     from indexing.base import quantize
+    from indexing.numba_index.layout import quantize_rows
 
     rng = np.random.default_rng(3)
     m = sp.random(200, 300, density=0.05, format="csr", random_state=4, dtype=np.float32)
@@ -218,3 +220,170 @@ def test_layout_holds_every_posting_once(tmp_path, block_size):
         col = csc[:, t]
         assert sorted(found) == list(zip(col.indices.tolist(), col.data.astype(int).tolist())), f"term {t}"
     assert int(index.bm_counts.max()) == min(block_size, docs.shape[0]) - 1
+
+
+# ------------------------------------------------------------------------------------------- method="auto"
+
+
+@pytest.mark.parametrize("k_at_100k", [16, 10**7])  # the measured rule; one that keeps every k here pruned
+@pytest.mark.parametrize("k", [1, 10, 1000])
+def test_auto_method_equals_pruned_and_exhaustive(random_indexes, monkeypatch, k_at_100k, k):
+    import indexing.numba_index.index as numba_index
+
+    monkeypatch.setattr(numba_index, "AUTO_K_AT_100K", k_at_100k)
+    docs, queries, indexes = random_indexes
+    index = indexes["top-terms"]
+    expected = brute_force(docs, queries, k)
+    chosen = index.resolve_method("auto", k)
+    assert chosen == ("exhaustive" if k_at_100k == 16 else "pruned")  # 3,000 documents: exhaustive from k = 1
+    for threads in (1, 2):
+        stats = np.zeros(3, np.int64)
+        auto = index.search_arrays(queries, k, quantized=True, threads=threads, stats=stats)  # the default: auto
+        assert (stats.sum() > 0) == (chosen == "pruned")  # the kernel that ran is the one chosen
+        assert_same(auto, expected)
+        for method in ("pruned", "exhaustive"):
+            forced = index.search_arrays(queries, k, quantized=True, threads=threads, method=method)
+            for a, b in zip(auto, forced):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_auto_method_rule(random_indexes):
+    from indexing.numba_index.index import AUTO_K_AT_100K
+
+    index = random_indexes[2]["top-terms"]
+    assert index.auto_exhaustive_k == 1  # 3,000 documents
+    index_100k = ImpactIndex(**{**index.__dict__, "manifest": {**index.manifest, "num_docs": 100_000}})
+    assert index_100k.auto_exhaustive_k == AUTO_K_AT_100K
+    assert index_100k.resolve_method("auto", AUTO_K_AT_100K - 1) == "pruned"
+    assert index_100k.resolve_method("auto", AUTO_K_AT_100K) == "exhaustive"
+    assert index_100k.resolve_method("auto", 1000, alpha=0.8) == "pruned"  # approximate search is pruned search
+    assert index_100k.resolve_method("pruned", 10_000) == "pruned"  # a forced method stays forced
+    index_8m = ImpactIndex(**{**index.__dict__, "manifest": {**index.manifest, "num_docs": 8_841_823}})
+    assert index_8m.resolve_method("auto", 10) == "pruned" and index_8m.resolve_method("auto", 1000) == "exhaustive"
+
+
+# ------------------------------------------------------------------------------------ damaged index folders
+
+
+def _copy(index, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(index.path, copy)
+    return copy
+
+
+@pytest.mark.parametrize("name, damage, expected", [
+    ("slots", lambda a: a[:-1], r"slots\.npy: expected [\d,]+ values, found"),
+    ("doc_order", lambda a: a[:-3], r"doc_order\.npy: expected [\d,]+ values, found"),
+    ("impacts", lambda a: a.astype(np.float32), r"impacts\.npy: expected dtype uint8, found float32"),
+    ("bm_counts", lambda a: a[:-1], r"bm_counts\.npy: expected [\d,]+ values"),
+])
+def test_array_of_another_length_or_dtype_is_refused(random_indexes, tmp_path, name, damage, expected):
+    copy = _copy(random_indexes[2]["top-terms"], tmp_path)
+    np.save(copy / f"{name}.npy", damage(np.load(copy / f"{name}.npy")))
+    for mmap in (False, True):
+        with pytest.raises(ValueError, match=expected):
+            ImpactIndex.load(copy, mmap=mmap)
+
+
+@pytest.mark.parametrize("name, damage, expected", [
+    ("doc_order", lambda a: np.where(a == 0, 1, a), r"doc_order\.npy: expected a permutation"),
+    ("slots", lambda a: np.where(np.arange(a.size) == 5, 200, a).astype(np.uint8), r"slots\.npy: expected slots below"),
+    ("offsets", lambda a: a[::-1].copy(), r"offsets\.npy: expected [\d,]+ non-decreasing offsets"),
+    ("bm_blocks", lambda a: np.sort(a), r"bm_blocks\.npy: expected block numbers ascending"),
+    ("bm_anchors", lambda a: a + np.uint32(1), r"bm_anchors\.npy: expected the posting start"),
+])
+def test_array_breaking_a_kernel_bound_is_refused(random_indexes, tmp_path, name, damage, expected):
+    """Same length and dtype (the manifest's record holds), but a value the kernels would index out of bounds by,
+    or that would silently mis-rank: refused on load, naming the file."""
+    copy = _copy(random_indexes[2]["top-terms"], tmp_path)
+    array = np.load(copy / f"{name}.npy")
+    damaged = damage(array).astype(array.dtype)
+    assert damaged.shape == array.shape and not np.array_equal(damaged, array)
+    np.save(copy / f"{name}.npy", damaged)
+    with pytest.raises(ValueError, match=expected):
+        ImpactIndex.load(copy)
+
+
+def test_verify_finds_changed_content_and_check_command_says_so(random_indexes, tmp_path, capsys):
+    from pipelines.cli import main
+
+    index = random_indexes[2]["top-terms"]
+    assert all(index.verify().values())
+    assert main(["check", "--index", str(index.path)]) == 0
+    assert "all 10 arrays match" in capsys.readouterr().out
+    copy = _copy(index, tmp_path)
+    impacts = np.load(copy / "impacts.npy")
+    impacts[7] = impacts[7] % 3 + 1  # a changed weight: every length, dtype and bound still holds
+    np.save(copy / "impacts.npy", impacts)
+    verified = ImpactIndex.load(copy).verify()
+    assert [name for name, ok in verified.items() if not ok] == ["impacts"]
+    assert main(["check", "--index", str(copy)]) == 2
+    assert "impacts.npy differs" in capsys.readouterr().err
+
+
+def test_index_path_that_is_a_file_is_refused(random_indexes, tmp_path):
+    index = random_indexes[2]["none"]
+    with pytest.raises(ValueError, match=r"this is the manifest; pass the index folder itself"):
+        ImpactIndex.load(index.path / "manifest.json")
+    with pytest.raises(ValueError, match="a file; expected the index folder"):
+        ImpactIndex.load(index.path / "doc_ids.txt")
+    with pytest.raises(FileNotFoundError, match="no such index folder"):
+        ImpactIndex.load(tmp_path / "nothing-here")
+
+
+def test_index_larger_than_memory_suggests_mmap(random_indexes, monkeypatch):
+    import indexing.base
+    from indexing.base import IndexTooLargeError
+
+    index = random_indexes[2]["none"]
+    monkeypatch.setattr(indexing.base, "_available_memory", lambda: 1000)
+    with pytest.raises(IndexTooLargeError, match=r"needs 0\.\d+ GiB .* mmap=True.*--mmap"):
+        ImpactIndex.load(index.path)
+    mapped = ImpactIndex.load(index.path, mmap=True)  # mapped, it loads and answers the same
+    q = random_indexes[1]
+    for a, b in zip(mapped.search_arrays(q, 10, quantized=True), index.search_arrays(q, 10, quantized=True)):
+        np.testing.assert_array_equal(a, b)
+
+
+# -------------------------------------------------------------------------------------- queries with no content
+
+
+@pytest.mark.parametrize("text", ["\u200b\u200b\u200b", "\U0001F600\U0001F389", " \u200b "])
+def test_query_without_content_is_refused_by_id(encoder, cranfield_index, text):
+    from retrieval.search import retrieve
+
+    queries = [("q1", "what is the boundary layer"), ("q-empty", text)]
+    with pytest.raises(ValueError, match=r"query q-empty .* has no content"):
+        retrieve(encoder, cranfield_index, queries, k=10, progress=False)
+
+
+def test_query_without_positive_weight_is_refused_by_id(encoder, cranfield_index):
+    """A query whose weights all round to zero at the index's scale matches nothing: refused, named."""
+    from retrieval.search import retrieve
+
+    queries = [("q1", "boundary layer"), ("q2", "heat transfer")]
+    vectors = encoder.encode_queries([t for _, t in queries]).tolil()
+    vectors[1] = vectors[1] * (0.4 / cranfield_index.scale / max(vectors[1].toarray().max(), 1e-9))
+    with pytest.raises(ValueError, match=r"query q2 .* no positive weight at the index's scale"):
+        retrieve(encoder, cranfield_index, queries, k=10, progress=False, vectors=sp.csr_matrix(vectors))
+
+
+def test_retrieve_command_mmap_and_methods_write_the_same_run(cranfield_index, cranfield, splade_tiny_path, tmp_path):
+    """`splade retrieve --mmap` (mapped arrays) and every --method give the run of the default (auto, in memory)."""
+    from pipelines.cli import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "queries.tsv").write_text("\n".join(cranfield.queries_path.read_text().splitlines()[:8]) + "\n")
+    (data / "corpus.jsonl").write_text(cranfield.corpus_path.read_text())
+    common = ["retrieve", "--model", str(splade_tiny_path), "--dataset", str(data),
+              "--index", str(cranfield_index.path), "--k", "20"]
+    runs = {}
+    for name, extra in {"auto": [], "mmap": ["--mmap"], "pruned": ["--method", "pruned"],
+                        "exhaustive": ["--method", "exhaustive", "--mmap"]}.items():
+        assert main([*common, "--output", str(tmp_path / f"{name}.trec"), *extra]) == 0
+        runs[name] = (tmp_path / f"{name}.trec").read_text()
+    assert runs["auto"].count("\n") == 8 * 20
+    assert runs["mmap"] == runs["auto"] == runs["pruned"] == runs["exhaustive"]

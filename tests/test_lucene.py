@@ -10,9 +10,9 @@ import pytest
 import scipy.sparse as sp
 
 from contracts.atomic import write_json, write_text
+from contracts.encoded import FORMAT, FORMAT_VERSION, save_shard
 from indexing.base import quantize
 from indexing.numba_index.build import build_index
-from contracts.encoded import FORMAT, FORMAT_VERSION, save_shard
 
 pytest.importorskip("pyserini")
 
@@ -104,7 +104,8 @@ def test_every_term_round_trips_through_json_and_lucene(odd_corpus, odd_indexes)
     lucene, numba = odd_indexes
     q = quantize(matrix, lucene.scale, 8).tocsc()
     terms = lucene_terms(ODD_VOCAB)
-    expected = {terms[t]: (int(np.diff(q.indptr)[t]), int(q[:, t].sum())) for t in range(len(terms)) if q.indptr[t + 1] > q.indptr[t]}
+    expected = {terms[t]: (int(np.diff(q.indptr)[t]), int(q[:, t].sum()))
+                for t in range(len(terms)) if q.indptr[t + 1] > q.indptr[t]}
     found = {t.term: (t.df, t.cf) for t in LuceneIndexReader(str(lucene.path / LUCENE_DIR)).terms()}
     assert found == expected  # every term spelled as exported, with its document count and summed impacts
     assert lucene.scale == numba.scale
@@ -143,7 +144,7 @@ def test_an_existing_folder_is_refused_unless_overwrite(odd_corpus, odd_indexes,
     lucene, numba = odd_indexes
     with pytest.raises(FileExistsError, match="already exists; pass --overwrite"):
         build_lucene_index(encoded, lucene.path, progress=False)
-    with pytest.raises(FileExistsError, match="only replaces a Lucene impact index"):
+    with pytest.raises(FileExistsError, match="only replaces an index of format 'splade-lucene-impact-index'"):
         build_lucene_index(encoded, numba.path, overwrite=True, progress=False)  # never deletes what is not ours
     assert (numba.path / "manifest.json").exists()
     rebuilt = build_lucene_index(encoded, lucene.path, overwrite=True, bits=16, progress=False)
@@ -158,6 +159,40 @@ def test_query_vocabulary_must_match_the_index(odd_indexes):
         lucene.check_vocabulary("0f052197aac305fe", 30522)
     with pytest.raises(ValueError, match="not a Lucene impact index"):
         LuceneImpactIndex.load(numba.path)
+
+
+def test_both_back_ends_implement_the_searchable_interface(odd_indexes):
+    from indexing.base import SearchableIndex
+
+    lucene, numba = odd_indexes
+    assert isinstance(lucene, SearchableIndex) and isinstance(numba, SearchableIndex)
+    assert lucene.vocab() == numba.vocab() == ODD_VOCAB
+    assert lucene.doc_ids == numba.doc_ids and lucene.num_docs == numba.num_docs == 40
+    assert lucene.size_bytes() > 0 and numba.size_bytes() > 0
+
+
+def test_index_path_that_is_a_file_is_refused(odd_indexes):
+    from indexing.lucene_index.index import LuceneImpactIndex
+
+    lucene, _ = odd_indexes
+    with pytest.raises(ValueError, match="this is the manifest; pass the Lucene impact index folder itself"):
+        LuceneImpactIndex.load(lucene.path / "manifest.json")
+    with pytest.raises(ValueError, match="a file; expected the Lucene impact index folder"):
+        LuceneImpactIndex.load(lucene.path / "doc_ids.txt")
+
+
+def test_java_log_lines_only_when_verbose(odd_corpus, tmp_path, capfd):
+    """Anserini's INFO lines (settings, counters) and Lucene's java.util.logging notes are noise to a user."""
+    from indexing.lucene_index.build import build_lucene_index
+
+    encoded, _, _ = odd_corpus
+    capfd.readouterr()
+    build_lucene_index(encoded, tmp_path / "quiet", threads=1, progress=True)
+    quiet = capfd.readouterr()
+    assert "INFO" not in quiet.out + quiet.err
+    build_lucene_index(encoded, tmp_path / "verbose", threads=1, progress=True, verbose=True)
+    verbose = capfd.readouterr()
+    assert "IndexCollection" in verbose.out + verbose.err
 
 
 def test_missing_java_is_a_clear_error(monkeypatch, tmp_path):
@@ -176,11 +211,12 @@ SUBSET = 150
 def cranfield_subset(tmp_path_factory, encoder, cranfield):
     import itertools
 
-    from indexing.lucene_index.build import build_lucene_index
     from indexing.encode import encode_corpus
+    from indexing.lucene_index.build import build_lucene_index
 
     root = tmp_path_factory.mktemp("cranfield-lucene")
-    encode_corpus(encoder, itertools.islice(cranfield.corpus(), SUBSET), root / "encoded", shard_size=64, progress=False)
+    encode_corpus(encoder, itertools.islice(cranfield.corpus(), SUBSET), root / "encoded", shard_size=64,
+                  progress=False)
     lucene = build_lucene_index(root / "encoded", root / "lucene", threads=2, progress=False)
     numba = build_index(root / "encoded", root / "numba", progress=False)
     return lucene, numba

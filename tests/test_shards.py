@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from contracts.encoded import open_encoded, read_encoded
@@ -69,5 +68,5 @@ def test_empty_documents_are_kept(tmp_path, encoder):
 def test_resuming_with_another_corpus_is_refused(tmp_path, encoder):
     out = tmp_path / "enc"
     encode_corpus(encoder, [("a", "wing flutter")], out, progress=False, source="/data/one/corpus.jsonl")
-    with pytest.raises(ValueError, match="encoded with source='/data/one/corpus.jsonl'"):
+    with pytest.raises(ValueError, match="differ from those encoded in shard-00000.npz: the corpus changed"):
         encode_corpus(encoder, [("b", "heat transfer")], out, progress=False, source="/data/two/corpus.jsonl")

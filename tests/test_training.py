@@ -31,7 +31,7 @@ def scifact_slice(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("scifact-slice")
     qrels = [line.split() for line in (source / "train-qrels.txt").read_text().splitlines() if line.strip()]
     judged = {}
-    for qid, _, doc, rel in qrels:
+    for qid, _, doc, _rel in qrels:
         judged.setdefault(qid, set()).add(doc)
     queries = [line for line in (source / "train-queries.tsv").read_text().splitlines() if line.split("\t")[0] in judged]
     queries = queries[:QUERIES]

@@ -2,9 +2,9 @@
 presets and command-line overrides. No model is trained here (see test_training.py)."""
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
+import logging
 import pickle
 
 import pytest
@@ -86,13 +86,16 @@ def test_msmarco_rows_from_local_files(tmp_path):
     assert labels == {("first query", "passage number 1"): 0.5, ("second query", "passage number 0"): 6.0}
 
 
-def test_rows_are_reused_until_a_row_setting_changes(tmp_path, capsys):
+def test_rows_are_reused_until_a_row_setting_changes(tmp_path, caplog):
     files = _msmarco_files(tmp_path)
     config = TrainingConfig(recipe="max", dataset="msmarco-passage/train")
     first = rows_builder(config, tmp_path / "work", files)()
     stamp = first.stat().st_mtime_ns
-    assert rows_builder(config.replace(learning_rate=1.0), tmp_path / "work", files)() == first
-    assert first.stat().st_mtime_ns == stamp and "reusing" in capsys.readouterr().out
+    phases = json.loads((tmp_path / "work" / "train-rows.json").read_text())["phases"]
+    assert {"loading teacher scores", "reading negatives", "building rows", "writing rows"} <= set(phases)
+    with caplog.at_level(logging.INFO, logger="training.data"):
+        assert rows_builder(config.replace(learning_rate=1.0), tmp_path / "work", files)() == first
+    assert first.stat().st_mtime_ns == stamp and "reusing" in caplog.text
     assert "passage number 1" not in first.read_text()  # q11's negative 1 is a likely false negative
     rows_builder(config.replace(ce_score_margin=None), tmp_path / "work", files)()
     assert "passage number 1" in first.read_text()  # rebuilt: without a margin it is q11's first negative

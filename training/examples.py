@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping
 
 from contracts.atomic import atomic_path
 
 
 @dataclass
 class QueryCandidates:
+    """One training query: its positives and, per mining system, its candidate negatives best first."""
+
     qid: str
     positives: list[str]
     negatives: dict[str, list[str]] = field(default_factory=dict)  # mining system -> passage ids, best first
@@ -30,6 +32,8 @@ class QueryCandidates:
 
 @dataclass(frozen=True)
 class IdRow:
+    """One training row by ids: (query, positive, negative) and, for distil, the teacher's margin."""
+
     qid: str
     positive: str
     negative: str
@@ -43,7 +47,22 @@ def select_negatives(
     margin: float | None = 3.0,
     systems: Iterable[str] | None = None,
 ) -> list[str]:
-    """At most `per_system` negatives from each system, none of them a positive, none scored as a likely positive."""
+    """At most `per_system` negatives from each system, none of them a positive, none scored as a likely positive.
+
+    Args:
+        candidates: the query's positives and negatives per system.
+        scores: pid -> teacher score for this query (None: no score filter).
+        per_system: negatives kept per system, in the system's order.
+        margin: drop a negative scored above (lowest positive score - margin); None keeps all.
+        systems: the systems to use, in order (None: all of the record's).
+
+    Returns:
+        The chosen pids, system by system, without repeats.
+
+    Raises:
+        ValueError: a margin without scores.
+        KeyError: a positive without a teacher score.
+    """
     positives = set(candidates.positives)
     threshold = None
     if margin is not None:
@@ -84,7 +103,23 @@ def build_id_rows(
     systems: Iterable[str] | None = None,
     max_queries: int | None = None,
 ) -> tuple[list[IdRow], dict]:
-    """(query, positive, negative[, margin]) id rows for `passes` passes, and counts for the summary."""
+    """(query, positive, negative[, margin]) id rows for `passes` passes, and counts for the summary.
+
+    Args:
+        records: the queries' candidates (a stream is read once).
+        scores: qid -> {pid: teacher score}, or None (SPLADE-max without a margin).
+        recipe: "max" or "distil" (distil rows carry the margin s(pos) - s(neg) as label).
+        passes: rows per query; pass e takes the e-th positive and negative (modulo their numbers).
+        per_system, margin, systems: as `select_negatives`.
+        max_queries: stop after this many queries.
+
+    Returns:
+        (rows, counts: queries_seen, queries_used, no_positive, no_negative, negatives).
+
+    Raises:
+        ValueError: an unknown recipe, or distil without scores.
+        KeyError: a query without teacher scores.
+    """
     if recipe not in ("max", "distil"):
         raise ValueError(f"recipe {recipe!r}: expected 'max' or 'distil'")
     if recipe == "distil" and scores is None:
@@ -126,9 +161,20 @@ def write_text_rows(
     seed: int = 42,
     progress: bool = True,
 ) -> int:
-    """Looks up the texts and writes one JSON object per row (query, positive, negative[, label]).
+    """Looks up the texts and writes one JSON object per row (query, positive, negative[, label]), atomically.
 
     Rows are shuffled with `seed` so that each pass is spread over the file and the order is reproducible.
+
+    Args:
+        rows: the id rows.
+        query_text: qid -> text.
+        passage_text: pid -> text.
+        path: the JSON-lines file to write.
+        seed: the shuffle's seed.
+        progress: show a progress bar.
+
+    Returns:
+        The number of rows written.
     """
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)

@@ -28,6 +28,7 @@ def training_rows(log_history: list[dict]) -> list[dict]:
 
 
 def write_csv(path: str | Path, rows: list[dict]) -> None:
+    """Writes the COLUMNS of `rows` (missing ones empty) atomically."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -37,6 +38,7 @@ def write_csv(path: str | Path, rows: list[dict]) -> None:
 
 
 def read_csv(path: str | Path) -> list[dict]:
+    """The rows of a training-log.csv, values as floats, empty cells left out."""
     with open(path, encoding="utf-8", newline="") as f:
         return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
@@ -74,7 +76,12 @@ def plot(csv_path: str | Path, png_path: str | Path) -> None:
 
 
 class TrainingLogCallback(TrainerCallback):
-    """Writes training-log.csv at every log step and training-log.png at the end (main process only)."""
+    """Writes training-log.csv at every log step and training-log.png at the end (main process only).
+
+    Args:
+        csv_path: where the CSV goes.
+        png_path: where the plot goes.
+    """
 
     def __init__(self, csv_path: str | Path, png_path: str | Path):
         self.csv_path = Path(csv_path)

@@ -12,22 +12,29 @@ from __future__ import annotations
 import gzip
 import json
 import pickle
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
+from contracts.textfiles import open_text
 from training.examples import QueryCandidates
 
 
-def _open(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
-
-
 def read_hard_negatives(path: str | Path) -> Iterator[QueryCandidates]:
-    """Streams the hard-negatives file; every id becomes a string."""
+    """Streams the hard-negatives file; every id becomes a string.
+
+    Args:
+        path: msmarco-hard-negatives.jsonl(.gz).
+
+    Returns:
+        An iterator of QueryCandidates, one per line.
+
+    Raises:
+        ValueError: a line that is not such a JSON object (naming the file and line).
+    """
     path = Path(path)
-    with _open(path) as f:
+    with open_text(path, "hard-negatives") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -44,11 +51,21 @@ def read_hard_negatives(path: str | Path) -> Iterator[QueryCandidates]:
                 ) from None
 
 
-def read_teacher_scores(path: str | Path) -> dict[str, dict[str, float]]:
-    """A pickled {qid: {pid: score}} (the cross-encoder score file) or a JSON file of the same shape."""
+def read_teacher_scores(path: str | Path) -> TeacherScores:
+    """A pickled {qid: {pid: score}} (the cross-encoder score file) or a JSON file of the same shape.
+
+    Args:
+        path: the score file (.pkl, .pkl.gz, .json or .json.gz).
+
+    Returns:
+        A read-only mapping qid -> {pid: score} with string ids, over the loaded dict (not a copy of it).
+
+    Raises:
+        ValueError: the file does not hold a dict.
+    """
     path = Path(path)
     if path.name.endswith((".json", ".json.gz")):
-        with _open(path) as f:
+        with open_text(path, "teacher scores") as f:
             raw = json.load(f)
     else:
         opener = gzip.open if path.suffix == ".gz" else open
@@ -56,11 +73,72 @@ def read_teacher_scores(path: str | Path) -> dict[str, dict[str, float]]:
             raw = pickle.load(f)  # the published file format; only load score files you trust
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a dict qid -> {{pid: score}}, got {type(raw).__name__}")
-    return {str(q): {str(p): float(s) for p, s in scores.items()} for q, scores in raw.items()}
+    return TeacherScores(raw)
+
+
+def _key(text: str, integers: bool):
+    return int(text) if integers and text.isdigit() else text
+
+
+class _QueryScores(Mapping):
+    """One query's {pid: score} with string pids, over the raw dict (int or str keys)."""
+
+    def __init__(self, raw: dict):
+        self._raw = raw
+        first = next(iter(raw), "")
+        self._integers = isinstance(first, int)
+
+    def __getitem__(self, pid: str) -> float:
+        return float(self._raw[_key(pid, self._integers)])
+
+    def __contains__(self, pid) -> bool:
+        return _key(str(pid), self._integers) in self._raw
+
+    def __iter__(self):
+        return (str(p) for p in self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
+class TeacherScores(Mapping):
+    """qid -> {pid: score} with string ids, read through the loaded score dict.
+
+    The published file holds 160 million scores keyed by integers; as Python objects they take most of the
+    memory of a run (about 100 bytes a score). A copy keyed by strings, as every other id of this project is,
+    would need as much again at once, so ids are converted at each lookup instead.
+
+    Args:
+        raw: the loaded {qid: {pid: score}}, keys int or str.
+    """
+
+    def __init__(self, raw: dict):
+        self._raw = raw
+        self._integers = isinstance(next(iter(raw), ""), int)
+
+    def __getitem__(self, qid: str) -> _QueryScores:
+        return _QueryScores(self._raw[_key(str(qid), self._integers)])
+
+    def __iter__(self):
+        return (str(q) for q in self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def num_scores(self) -> int:
+        """The number of (query, passage) scores."""
+        return sum(len(scores) for scores in self._raw.values())
 
 
 class TsvTexts:
-    """id -> text for a `id<TAB>text` file, by seeking to byte offsets kept in numpy arrays."""
+    """id -> text for a `id<TAB>text` file, by seeking to byte offsets kept in numpy arrays.
+
+    Args:
+        path: the uncompressed TSV file (collection.tsv).
+
+    Raises:
+        ValueError: a gzipped file (no random access), or a line without an id and a tab.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)

@@ -7,14 +7,19 @@ whose score is the dot product q.d of its sparse vectors. Which one is decided b
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
 
 def is_cross_encoder(model_dir: str | Path) -> bool:
+    """Whether the checkpoint is a sequence-classification model (a cross-encoder) rather than a SPLADE one.
+
+    Raises:
+        FileNotFoundError: the folder has no config.json.
+    """
     config = Path(model_dir) / "config.json"
     if not config.exists():
         raise FileNotFoundError(f"{config}: a teacher model folder needs a config.json")
@@ -23,7 +28,12 @@ def is_cross_encoder(model_dir: str | Path) -> bool:
 
 
 class SpladeTeacher:
-    """s(q, d) = q.d with a SPLADE model; document vectors already encoded (by mining) can be handed in."""
+    """s(q, d) = q.d with a SPLADE model; document vectors already encoded (by mining) can be handed in.
+
+    Args:
+        encoder: an `indexing.encoder.SpladeEncoder`.
+        encoded_docs: (doc ids, CSR matrix) already encoded with that encoder, or None.
+    """
 
     def __init__(self, encoder, encoded_docs: tuple[list[str], sp.csr_matrix] | None = None):
         self.encoder = encoder
@@ -36,6 +46,7 @@ class SpladeTeacher:
             self._doc_matrix = matrix
 
     def score(self, queries: Mapping[str, str], passages: Mapping[str, str], pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """The teacher score of each (qid, pid) pair, in order (float64)."""
         qids = sorted({q for q, _ in pairs})
         q_rows = {q: i for i, q in enumerate(qids)}
         q_matrix = self.encoder.encode_queries([queries[q] for q in qids], progress=True)
@@ -53,7 +64,13 @@ class SpladeTeacher:
         return np.asarray(products.sum(axis=1), dtype=np.float64).ravel()
 
 class CrossEncoderTeacher:
-    """s(q, d) = the cross-encoder's logit (sentence-transformers CrossEncoder.predict)."""
+    """s(q, d) = the cross-encoder's logit (sentence-transformers CrossEncoder.predict).
+
+    Args:
+        model_dir: a CrossEncoder folder or hub id.
+        batch_size: pairs per forward pass.
+        max_length: tokens per (query, passage) pair.
+    """
 
     def __init__(self, model_dir: str | Path, batch_size: int = 64, max_length: int = 512):
         from sentence_transformers import CrossEncoder
@@ -63,5 +80,6 @@ class CrossEncoderTeacher:
         self.batch_size = batch_size
 
     def score(self, queries: Mapping[str, str], passages: Mapping[str, str], pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """The teacher score of each (qid, pid) pair, in order (float64)."""
         texts = [(queries[q], passages[p]) for q, p in pairs]
         return np.asarray(self.model.predict(texts, batch_size=self.batch_size, show_progress_bar=True), dtype=np.float64)

@@ -10,22 +10,30 @@ in-batch negatives of SPLADE-max are gathered across them so each query still se
 """
 from __future__ import annotations
 
+import logging
 import os
+import resource
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from sentence_transformers.sparse_encoder import SparseEncoderTrainer, SparseEncoderTrainingArguments
 from sentence_transformers.sparse_encoder.callbacks.splade_callbacks import SpladeRegularizerWeightSchedulerCallback
-from sentence_transformers.sparse_encoder.losses import SparseMarginMSELoss, SparseMultipleNegativesRankingLoss, SpladeLoss
+from sentence_transformers.sparse_encoder.losses import (
+    SparseMarginMSELoss,
+    SparseMultipleNegativesRankingLoss,
+    SpladeLoss,
+)
 
-from indexing.encoder import load_sparse_encoder
 from contracts.atomic import write_json
+from indexing.encoder import load_sparse_encoder
 from training.config import TrainingConfig
 from training.log import TrainingLogCallback
 from training.monitor import BatchStats, MeasuredFlopsLoss
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
 FINAL_MODEL = "model"
@@ -37,7 +45,11 @@ def world_size() -> int:
 
 
 def precision_flags(precision: str, cuda: bool, bf16_supported: bool = False) -> dict:
-    """fp16 / bf16 arguments: 'auto' is bf16 where the GPU has it, else fp16, and fp32 on CPU."""
+    """fp16 / bf16 arguments: 'auto' is bf16 where the GPU has it, else fp16, and fp32 on CPU.
+
+    Raises:
+        ValueError: fp16 without a GPU.
+    """
     if precision == "auto":
         precision = ("bf16" if bf16_supported else "fp16") if cuda else "fp32"
     if precision == "fp16" and not cuda:
@@ -47,7 +59,20 @@ def precision_flags(precision: str, cuda: bool, bf16_supported: bool = False) ->
 
 def build_training_args(config: TrainingConfig, output_dir: str | Path, processes: int | None = None,
                         cuda: bool | None = None) -> SparseEncoderTrainingArguments:
-    """HF/sentence-transformers training arguments; `batch_size` is the global batch over all processes."""
+    """HF/sentence-transformers training arguments; `batch_size` is the global batch over all processes.
+
+    Args:
+        config: the run's settings.
+        output_dir: the run folder (checkpoints go to its checkpoints/).
+        processes: processes of the launch (default: WORLD_SIZE).
+        cuda: whether to train on a GPU (default: whether one is there).
+
+    Returns:
+        SparseEncoderTrainingArguments.
+
+    Raises:
+        ValueError: a batch size the processes cannot share equally, or fp16 without a GPU.
+    """
     from sentence_transformers.base.sampler import BatchSamplers
 
     processes = processes or world_size()
@@ -81,6 +106,17 @@ def build_training_args(config: TrainingConfig, output_dir: str | Path, processe
 
 
 def build_loss(model, config: TrainingConfig, stats: BatchStats, processes: int = 1) -> SpladeLoss:
+    """The recipe's SpladeLoss: the ranking loss plus FLOPS over the global batch on queries and documents.
+
+    Args:
+        model: the SparseEncoder being trained.
+        config: recipe and lambdas.
+        stats: where the regularisers record FLOPS and non-zeros for the log.
+        processes: processes of the launch (SPLADE-max gathers in-batch negatives across them).
+
+    Returns:
+        A sentence-transformers SpladeLoss.
+    """
     if config.recipe == "max":
         ranking = SparseMultipleNegativesRankingLoss(model, gather_across_devices=processes > 1)
     else:
@@ -108,6 +144,7 @@ class ConstantRegularizerWeights(SpladeRegularizerWeightSchedulerCallback):
 
 
 def regularizer_schedule(loss: SpladeLoss, config: TrainingConfig) -> SpladeRegularizerWeightSchedulerCallback:
+    """The callback that sets lambda at each step: the sentence-transformers scheduler, or constant ('none')."""
     if config.lambda_warmup == "none":
         return ConstantRegularizerWeights(loss)
     return SpladeRegularizerWeightSchedulerCallback(loss, scheduler_type=config.lambda_warmup,
@@ -139,6 +176,7 @@ class SpladeTrainer(SparseEncoderTrainer):
 
 
 def last_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest checkpoint folder of a run folder, or None."""
     from transformers.trainer_utils import get_last_checkpoint
 
     folder = Path(output_dir) / CHECKPOINTS
@@ -146,10 +184,25 @@ def last_checkpoint(output_dir: str | Path) -> str | None:
 
 
 def train(config: TrainingConfig, model_path: str | Path, prepare_rows: Callable[[], Path], output_dir: str | Path,
-          resume: bool = False) -> dict:
-    """Train from `model_path` on the rows `prepare_rows` writes; returns a summary (also in training-summary.json).
+          resume: bool = False, callbacks: list | None = None) -> dict:
+    """Train from `model_path` on the rows `prepare_rows` writes.
 
     Under a multi-process launch the main process prepares the rows first and the others then reuse its files.
+
+    Args:
+        config: the run's settings.
+        model_path: the base model folder (a SparseEncoder folder or a plain MaskedLM checkpoint).
+        prepare_rows: writes (or reuses) the training rows file and returns its path.
+        output_dir: the run folder (checkpoints/, model/, training-log.csv/.png, training-summary.json).
+        resume: continue from the last checkpoint in `output_dir`.
+        callbacks: extra transformers TrainerCallbacks (timers, probes).
+
+    Returns:
+        The summary also written to training-summary.json: steps, seconds, rows, losses, last FLOPS and non-zeros.
+
+    Raises:
+        FileExistsError: `output_dir` holds checkpoints and `resume` is False.
+        ValueError: a batch size that the processes cannot share.
     """
     from datasets import load_dataset
 
@@ -179,15 +232,17 @@ def train(config: TrainingConfig, model_path: str | Path, prepare_rows: Callable
         train_dataset=dataset,
         loss=loss,
         callbacks=[regularizer_schedule(loss, config),
-                   TrainingLogCallback(output_dir / "training-log.csv", output_dir / "training-log.png")],
+                   TrainingLogCallback(output_dir / "training-log.csv", output_dir / "training-log.png"),
+                   *(callbacks or [])],
         batch_stats=stats,
     )
     started = time.perf_counter()
     if checkpoint:
-        print(f"resuming from {checkpoint}")
+        logger.info("resuming from %s", checkpoint)
     result = trainer.train(resume_from_checkpoint=checkpoint if resume else None)
     seconds = time.perf_counter() - started
     summary = {"steps": trainer.state.global_step, "train_seconds": round(seconds, 1), "rows": len(dataset),
+               "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
                "train_loss": result.training_loss, "model": str(output_dir / FINAL_MODEL)}
     history = [e for e in trainer.state.log_history if "loss" in e]
     if history:
@@ -195,9 +250,10 @@ def train(config: TrainingConfig, model_path: str | Path, prepare_rows: Callable
     if trainer.is_world_process_zero():
         save_model(model, output_dir / FINAL_MODEL)
         write_json(output_dir / "training-summary.json", summary)
-        print(f"trained {summary['steps']} steps in {seconds:.0f} s; last log: loss {summary.get('loss')}, FLOPS "
-              f"{summary.get('flops')}, non-zeros q {summary.get('query_nnz')} d {summary.get('document_nnz')}; "
-              f"model -> {summary['model']}, log -> {output_dir / 'training-log.csv'}")
+        logger.info("trained %d steps in %.0f s; last log: loss %s, FLOPS %s, non-zeros q %s d %s; model -> %s, "
+                    "log -> %s", summary["steps"], seconds, summary.get("loss"), summary.get("flops"),
+                    summary.get("query_nnz"), summary.get("document_nnz"), summary["model"],
+                    output_dir / "training-log.csv")
     return summary
 
 

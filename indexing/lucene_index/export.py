@@ -1,6 +1,6 @@
 """The Lucene impact index: the encoded corpus exported as Pyserini's JsonVectorCollection, indexed by Anserini.
 
-The export carries the same quantised integers as the numba index (`indexing.impact_index.quantize`, same
+The export carries the same quantised integers as the numba index (`indexing.base.quantize`, same
 scale and bits), so both back ends score every document identically. Terms are spelled with the model's
 vocabulary (`lucene_terms`): Anserini turns each vector into a pseudo-document that repeats a term `impact`
 times, split on whitespace, so a token that Java calls whitespace (or one longer than Lucene's 255-character
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from tqdm.auto import tqdm
 
@@ -41,7 +41,14 @@ def _java_whitespace(ch: str) -> bool:
 
 def lucene_terms(vocab: Sequence[str]) -> list[str]:
     """The Lucene term of each vocabulary id: the token itself (##ing, [unused0], punctuation stay as they are),
-    or `[splade-id-N]` for a token that Anserini's whitespace split would change, or a duplicate."""
+    or `[splade-id-N]` for a token that Anserini's whitespace split would change, or a duplicate.
+
+    Args:
+        vocab: the model's tokens in id order.
+
+    Returns:
+        One distinct term per id, in id order.
+    """
     seen = set(vocab)
     terms, used = [], set()
     for i, token in enumerate(vocab):
@@ -57,7 +64,11 @@ def lucene_terms(vocab: Sequence[str]) -> list[str]:
 
 
 def corpus_scale(encoded_dir: Path, bits: int) -> float:
-    """The numba index's default scale: (2^bits - 1) / the heaviest weight of the corpus."""
+    """The numba index's default scale: (2^bits - 1) / the heaviest weight of the corpus (one pass over the shards).
+
+    Raises:
+        ValueError: the corpus has no positive weight.
+    """
     heaviest = 0.0
     for _, matrix in iter_shards(encoded_dir):
         if matrix.nnz:
@@ -70,13 +81,24 @@ def export_collection(encoded_dir: str | Path, out_dir: str | Path, scale: float
     """Write the quantised corpus as JsonVectorCollection files (`{"id", "contents", "vector": {term: impact}}`).
 
     Documents keep corpus order and are cut into `parts` contiguous files (Anserini indexes one file per thread).
-    Returns the doc ids and counts.
+
+    Args:
+        encoded_dir: a complete encoded folder. out_dir: where the part-NNNNN.jsonl files go.
+        scale, bits: the quantisation (indexing.base.quantize), as in the numba index.
+        parts: number of files. progress: a tqdm bar.
+
+    Returns:
+        {"doc_ids": [...], "num_postings": n, "empty_docs": n, "files": [paths]}.
+
+    Raises:
+        ValueError: vocab.json and the manifest disagree, or a document id occurs twice.
     """
     encoded_dir, out_dir = Path(encoded_dir), Path(out_dir)
     manifest = open_encoded(encoded_dir)
     terms = lucene_terms(read_vocab(encoded_dir))
     if len(terms) != manifest["vocab_size"]:
-        raise ValueError(f"{encoded_dir / 'vocab.json'}: {len(terms)} tokens, but the manifest says {manifest['vocab_size']}")
+        raise ValueError(f"{encoded_dir / 'vocab.json'}: {len(terms)} tokens, but the manifest says "
+                         f"{manifest['vocab_size']}")
     quoted = [json.dumps(t) for t in terms]  # JSON-escaped once: quotes, backslashes and control characters survive
     total = int(manifest["num_docs"])
     per_part = max(1, -(-total // max(1, parts)))

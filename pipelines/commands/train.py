@@ -13,8 +13,18 @@ import shutil
 import time
 from pathlib import Path
 
+from contracts.atomic import write_json
+from evaluation.tables import format_table
+from indexing.encoder import SpladeEncoder
 from pipelines.commands import _flags
-from training.config import TrainingConfig, field_types, parse_value
+from pipelines.datasets import Dataset, resolve_dataset, slugify
+from pipelines.layout import mining_dir
+from pipelines.models import resolve_model
+from pipelines.presets import load_preset, preset_names
+from pipelines.training_data import MsMarcoFiles, rows_builder
+from pipelines.workflows import evaluate_model
+from training.config import TrainingConfig, field_help, field_types, parse_value
+from training.trainer import train
 
 # fields with a flag of their own (the CLI-wide spelling) rather than a generated one
 OWN_FLAGS = ("model", "dataset", "extra")
@@ -27,7 +37,6 @@ def register(subparsers) -> None:
                     "hard negatives) or DistilSPLADE (MarginMSE on teacher margins), FLOPS-regularised. A --preset "
                     "fills every setting; each setting below overrides it. Under `torchrun --nproc_per_node N -m "
                     "pipelines train ...` the same command trains data-parallel.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--preset", default=None, help="preset name (A..F, or see --list-presets) or a preset JSON file")
     p.add_argument("--list-presets", action="store_true", help="print the presets and exit")
@@ -46,21 +55,29 @@ def register(subparsers) -> None:
     g.add_argument("--collection", default=None, help="collection.tsv (pid<TAB>passage)")
     g.add_argument("--train-queries", default=None, help="queries.train.tsv (qid<TAB>query)")
     g = p.add_argument_group("training settings (override the preset; 'none' clears an optional one)")
-    defaults = TrainingConfig()
+    defaults, helps = TrainingConfig(), field_help()
     for name, (kind, _optional) in field_types().items():
         if name in OWN_FLAGS:
             continue
-        shown = ",".join(getattr(defaults, name)) if kind is list and getattr(defaults, name) else getattr(defaults, name)
         g.add_argument(f"--{name.replace('_', '-')}", dest=f"set_{name}", default=None, metavar=kind.__name__.upper(),
-                       help=f"(default: {shown})")
+                       help=f"{helps[name]} (default: {shown_default(getattr(defaults, name))})")
     p.set_defaults(func=train_command)
+
+
+def shown_default(value) -> str:
+    """A default as it is typed on the command line: lists comma-separated, None as none, 1/3 as 0.333."""
+    if value is None:
+        return "none"
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "none"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def resolve_config(args: argparse.Namespace) -> TrainingConfig:
     """Preset (or defaults), then every flag given on the command line."""
     if args.preset:
-        from pipelines.presets import load_preset
-
         config = load_preset(args.preset)
     else:
         config = TrainingConfig()
@@ -77,16 +94,12 @@ def resolve_config(args: argparse.Namespace) -> TrainingConfig:
 
 
 def default_output(args: argparse.Namespace, config: TrainingConfig) -> Path:
-    from pipelines.datasets import slugify
-
     name = args.preset or f"{slugify(config.model)}-{config.recipe}-{slugify(Path(config.dataset).name)}"
     return Path("outputs") / f"train-{slugify(name)}"
 
 
 def train_command(args: argparse.Namespace) -> int:
     if args.list_presets:
-        from pipelines.presets import load_preset, preset_names
-
         for name in preset_names():
             print(f"{name:32s} {load_preset(name).extra.get('description', '')}")
         return 0
@@ -94,9 +107,6 @@ def train_command(args: argparse.Namespace) -> int:
     if args.print_config:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
-    from pipelines.models import resolve_model
-    from pipelines.training_data import MsMarcoFiles, rows_builder
-    from training.trainer import train
 
     output = Path(args.output) if args.output else default_output(args, config)
     files = MsMarcoFiles(args.hard_negatives, args.teacher_scores, args.collection, args.train_queries)
@@ -114,50 +124,32 @@ def evaluate_before_after(config: TrainingConfig, base: Path, trained: Path, out
     """NDCG@10 (BEIR convention) and FLOPS of the base and the trained model on the dataset's test split.
 
     Documents are cut at the training length for both models, so the two figures differ only by the training; the
-    base model's corpus vectors are those mining already encoded when the miner is the base model.
+    base model's encoded corpus and index are those of mining when the miner is the base model.
     """
-    from evaluation.metrics import format_table
-    from contracts.atomic import write_json
-    from pipelines.datasets import resolve_dataset, slugify
-    from pipelines.models import resolve_model
-
     dataset = resolve_dataset(config.dataset)
     length = config.effective_max_length
-    mined = output / "data" / f"mining-{slugify(config.miner)}" / "encoded"
-    reuse = config.miner != "bm25" and resolve_model(config.miner) == base and mined.exists()
+    mined = mining_dir(output / "data", config.miner)
+    reuse = config.miner != "bm25" and resolve_model(config.miner) == base and (mined / "encoded").exists()
     if (output / "evaluation" / "after").exists():
         shutil.rmtree(output / "evaluation" / "after")  # encoded by an earlier model saved at the same path
     results = {}
-    for label, model, encoded in (("before", base, mined if reuse else None), ("after", trained, None)):
+    for label, model in (("before", base), ("after", trained)):
         work = output / "evaluation" / label
+        folders = mined if label == "before" and reuse else work
         results[label] = {"model": str(model), "doc_max_length": length,
-                          **_evaluate_model(model, dataset, work, length, encoded or work / "encoded")}
+                          **_evaluate_model(model, dataset, work, length, folders)}
     write_json(output / "evaluation.json", results)
-    print(format_table({f"{k} ({Path(v['model']).name})": {m: v[m] for m in ("ndcg@10", "flops", "query_nnz", "doc_nnz")}
-                        for k, v in results.items()}, label="model"))
+    shown = ("ndcg@10", "flops", "query_nnz", "doc_nnz")
+    print(format_table({f"{k} ({Path(v['model']).name})": {m: v[m] for m in shown} for k, v in results.items()},
+                       label="model"))
     return results
 
 
-def _evaluate_model(model: Path, dataset, work: Path, doc_max_length: int, encoded: Path) -> dict:
-    from evaluation.flops import sparsity_stats_from_matrices
-    from evaluation.metrics import evaluate_convention
-    from contracts.trec import read_qrels, write_run
-    from indexing.encoder import SpladeEncoder
-    from indexing.numba_index.build import build_index
-    from contracts.encoded import read_encoded
-    from indexing.encode import encode_corpus
-    from retrieval.search import retrieve
-
+def _evaluate_model(model: Path, dataset: Dataset, work: Path, doc_max_length: int, folders: Path) -> dict:
+    """One model through the evaluation workflow: corpus and index in `folders`, the run in `work`."""
     encoder = SpladeEncoder(model, doc_max_length=doc_max_length)
-    encode_corpus(encoder, dataset.corpus(), encoded, total=dataset.count_documents(), source=dataset.source())
-    index = build_index(encoded, work / "index", overwrite=True)
-    queries = dataset.queries()
-    results = retrieve(encoder, index, queries, k=100)
-    write_run(work / "run.trec", results, tag=model.name)
-    run = {qid: dict(hits) for qid, hits in results.items()}
-    ndcg = evaluate_convention(read_qrels(dataset.qrels_path), run, "beir")["NDCG@10"]
-    query_vectors = encoder.encode_queries([text for _, text in queries])
-    _, doc_vectors = read_encoded(encoded)
-    stats = sparsity_stats_from_matrices(doc_vectors, query_vectors)
-    return {"ndcg@10": round(float(ndcg), 4), "flops": round(stats.flops, 4),
+    result = evaluate_model(encoder, dataset, folders / "encoded", folders / "index", work / "run.trec",
+                            convention="beir", k=100, tag=model.name)
+    stats = result.sparsity
+    return {"ndcg@10": round(result.metrics["NDCG@10"], 4), "flops": round(stats.flops, 4),
             "query_nnz": round(stats.mean_query_terms, 1), "doc_nnz": round(stats.mean_doc_terms, 1)}

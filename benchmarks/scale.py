@@ -1,0 +1,428 @@
+"""MS MARCO at full size on one machine: synthetic encoded folders of 1M, 3M and 8,841,823 passages, the index
+built from each (peak memory and time), searched with the real MS MARCO dev queries and synthetic ones.
+
+    python -m benchmarks.scale generate --docs 8841823     the encoded folder, shard by shard (resumable)
+    python -m benchmarks.scale build --docs 1000000        `splade index` on it, under /usr/bin/time
+    python -m benchmarks.scale search --docs 1000000       latencies of the built index (and the peers that fit)
+    python -m benchmarks.scale table                       benchmarks/results/scale/scale.md + scale.png
+
+WHY a pool of chunks: chunk c of benchmarks/synthetic.py's collection is the same matrix whatever the
+collection's size, so the 1M and 3M folders hard-link the first shards of the 8.84M one (one copy on disk).
+The folders are in the encoded-folder contract (contracts.encoded's save_shard and start_or_resume), with
+splade-tiny's vocabulary and hash, so that `splade retrieve` / `make eval-msmarco` accept the real queries.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from benchmarks import synthetic
+from contracts.atomic import atomic_path, write_json, write_text
+from contracts.encoded import save_shard, start_or_resume
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "benchmarks" / "cache" / "scale"
+RESULTS = ROOT / "benchmarks" / "results" / "scale"
+DATA = ROOT.parent / "shared" / "data"
+MSMARCO_PASSAGES = 8_841_823
+SIZES = (1_000_000, 3_000_000, MSMARCO_PASSAGES)
+SPEC = synthetic.SyntheticSpec(num_docs=MSMARCO_PASSAGES, num_queries=1000, doc_nnz=128.0, seed=42)
+MODEL = "splade-tiny"
+
+
+def encoded_dir(docs: int) -> Path:
+    return CACHE / f"encoded-{docs}"
+
+
+def index_dir(docs: int) -> Path:
+    return CACHE / f"index-{docs}"
+
+
+def _encoder_info() -> tuple[dict, list[str]]:
+    """splade-tiny's manifest keys and vocabulary (the model is loaded once, only for these)."""
+    from indexing.encoder import SpladeEncoder  # torch: deferred, only `generate` needs it
+    from pipelines.models import resolve_model
+
+    encoder = SpladeEncoder(resolve_model(MODEL))
+    return encoder.describe(), list(encoder.vocab)
+
+
+def generate(docs: int, progress: bool = True) -> Path:
+    """The encoded folder of the first `docs` synthetic passages (ids "0", "1", ... as MS MARCO's pids)."""
+    out = encoded_dir(docs)
+    pool = CACHE / "pool"
+    pool.mkdir(parents=True, exist_ok=True)
+    info, vocab = _encoder_info()
+    info = {**info, "source": f"synthetic:{SPEC.seed}:{SPEC.doc_nnz:g}"}
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = start_or_resume(out, info, synthetic.CHUNK)
+    if manifest["complete"]:
+        return out
+    write_text(out / "vocab.json", json.dumps(vocab, ensure_ascii=False))
+    model = None  # drawn only when a pool shard is missing (seconds)
+    started = time.perf_counter()
+    for number, start in enumerate(range(0, docs, synthetic.CHUNK)):
+        if number < len(manifest["shards"]):
+            continue  # resumed: written by an earlier run
+        rows = min(synthetic.CHUNK, docs - start)
+        name = f"shard-{number:05d}.npz"
+        source = pool / (name if rows == synthetic.CHUNK else f"shard-{number:05d}-{rows}.npz")
+        if not source.exists():
+            model = model or synthetic._model(SPEC)
+            matrix = synthetic.document_chunk(SPEC, number, rows, model)
+            save_shard(source, [str(i) for i in range(start, start + rows)], matrix)
+            nnz = matrix.nnz
+            del matrix
+        else:
+            with np.load(source) as z:
+                nnz = int(z["data"].shape[0])
+        if (out / name).exists():
+            (out / name).unlink()
+        os.link(source, out / name)
+        manifest["shards"].append({"file": name, "num_docs": rows, "nnz": int(nnz)})
+        write_json(out / "manifest.json", manifest)
+        if progress:
+            print(f"  {start + rows:,} / {docs:,} passages, {time.perf_counter() - started:.0f} s", flush=True)
+    manifest["complete"] = True
+    manifest["num_docs"] = docs
+    write_json(out / "manifest.json", manifest)
+    return out
+
+
+def fill_pool(docs: int, part: int, parts: int) -> None:
+    """Draws the pool shards number part, part + parts, ... (several processes fill the pool side by side)."""
+    pool = CACHE / "pool"
+    pool.mkdir(parents=True, exist_ok=True)
+    model = synthetic._model(SPEC)
+    for number, start in list(enumerate(range(0, docs, synthetic.CHUNK)))[part::parts]:
+        rows = min(synthetic.CHUNK, docs - start)
+        source = pool / (f"shard-{number:05d}.npz" if rows == synthetic.CHUNK else f"shard-{number:05d}-{rows}.npz")
+        if not source.exists():
+            save_shard(source, [str(i) for i in range(start, start + rows)],
+                       synthetic.document_chunk(SPEC, number, rows, model))
+            print(f"  pool {source.name}", flush=True)
+
+
+def timed(command: list[str], log: Path) -> dict:
+    """Runs a command under /usr/bin/time -v: wall seconds and peak resident memory (its VmHWM)."""
+    stats = log.with_suffix(".time")
+    started = time.perf_counter()
+    with open(log, "w") as out:
+        rc = subprocess.call(["/usr/bin/time", "-v", "-o", str(stats), *command], stdout=out, stderr=subprocess.STDOUT,
+                             cwd=ROOT)
+    wall = time.perf_counter() - started
+    fields = {}
+    for line in stats.read_text().splitlines():
+        key, _, value = line.strip().rpartition(": ")
+        fields[key] = value
+    # CPU seconds too: on a shared machine the wall time says as much about the neighbours as about the build.
+    return {"rc": rc, "wall_s": round(wall, 1), "cpu_s": round(float(fields.get("User time (seconds)", 0))
+                                                               + float(fields.get("System time (seconds)", 0)), 1),
+            "peak_rss_mib": round(int(fields.get("Maximum resident set size (kbytes)", 0)) / 1024, 1),
+            "command": " ".join(command)}
+
+
+def build(docs: int) -> dict:
+    """`splade index` on the encoded folder, as a user runs it, with its time and peak memory."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    encoded, index = encoded_dir(docs), index_dir(docs)
+    result = timed([sys.executable, "-m", "pipelines", "index", "--encoded", str(encoded), "--output", str(index),
+                    "--overwrite"], RESULTS / f"build-{docs}.log")
+    if result["rc"] == 0:
+        result["index_mib"] = round(sum(p.stat().st_size for p in index.iterdir()) / 2**20, 1)
+        manifest = json.loads((index / "manifest.json").read_text())
+        result["num_postings"] = manifest["num_postings"]
+        result["postings_mib"] = round(sum(p.stat().st_size for p in index.glob("*.npy")) / 2**20, 1)
+    result["encoded_gib"] = round(sum(p.stat().st_size for p in encoded.glob("*.npz")) / 2**30, 2)
+    result["docs"] = docs
+    write_json(RESULTS / f"build-{docs}.json", result)
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def query_sets() -> dict[str, sp.csr_matrix]:
+    """The 6,980 MS MARCO dev queries encoded with splade-tiny (the project's encoder) and 1,000 light and 1,000
+    heavy synthetic ones; float weights, cached under benchmarks/cache/scale/."""
+    sets = {}
+    for name in ("dev", "light", "heavy"):
+        path = CACHE / f"queries-{name}.npz"
+        if not path.exists():
+            if name == "dev":
+                from indexing.encoder import SpladeEncoder  # torch: deferred
+                from pipelines.datasets import resolve_dataset
+                from pipelines.models import resolve_model
+
+                queries = resolve_dataset(DATA / "msmarco-passage-dev-small").queries()
+                matrix = SpladeEncoder(resolve_model(MODEL)).encode_queries([t for _, t in queries], progress=True)
+            else:
+                matrix = synthetic.queries(SPEC, name == "heavy")
+            with atomic_path(path) as tmp, open(tmp, "wb") as f:
+                sp.save_npz(f, sp.csr_matrix(matrix, dtype=np.float32))
+        sets[name] = sp.load_npz(path).tocsr()
+    return sets
+
+
+class _Built:
+    """benchmarks.systems' interface over the index `splade index` built (no second build)."""
+
+    family, exact = "ours", True
+
+    def __init__(self, path: Path, method: str, mmap: bool):
+        from indexing.numba_index.index import ARRAYS, ImpactIndex
+
+        # WHY not ImpactIndex.load: its bound checks (indexing/numba_index/index.py, _check_bounds) cast bm_counts
+        # to int64 whole for np.add.reduceat, 8 bytes an entry: 5.9 GiB more at 8.84M, which got this process
+        # killed. The index here is the one `splade index` just wrote; its checks are tested elsewhere.
+        manifest = json.loads((path / "manifest.json").read_text())
+        arrays = {n: np.load(path / f"{n}.npy", mmap_mode="r" if mmap else None) for n in ARRAYS}
+        doc_ids = (path / "doc_ids.txt").read_text(encoding="utf-8").split("\n")[:-1]
+        self.index = ImpactIndex(path=path, manifest=manifest, doc_ids=doc_ids, **arrays)
+        self.method = method
+        self.name = f"ours, {method}" + (", memory-mapped" if mmap else "")
+        self.stats = np.zeros(3, dtype=np.int64)
+
+    def prepare(self, q, k):
+        return self.index.quantize_queries(q)
+
+    def num_queries(self, prepared):
+        return prepared.shape[0]
+
+    def search_one(self, q, i, k):
+        docs, scores, counts = self.index.search_arrays(q[i], k, quantized=True, threads=1, method=self.method,
+                                                        stats=self.stats)
+        return docs[0, : counts[0]], scores[0, : counts[0]]
+
+    def search_all(self, q, k):
+        docs, scores, counts = self.index.search_arrays(q, k, quantized=True, method=self.method)
+        return [(docs[i, : counts[i]], scores[i, : counts[i]]) for i in range(q.shape[0])]
+
+
+def search(docs: int, methods=("pruned", "exhaustive"), mmap: bool = False, timing_queries: int = 200) -> dict:
+    """k=10 and k=1000 latencies (one thread) and queries/s (all cores) of the built index, per query set."""
+    from benchmarks.run_system import time_queries
+
+    sets = query_sets()
+    out = {"docs": docs, "mmap": mmap, "runs": []}
+    for method in methods:
+        started = time.perf_counter()
+        system = _Built(index_dir(docs), method, mmap)
+        out.setdefault("load_s", round(time.perf_counter() - started, 1))
+        results = {}
+        for name, q in sets.items():
+            for k in (10, 1000):
+                out["runs"].append({"name": system.name, **time_queries(system, q, name, k, timing_queries, results)})
+        del system
+    import resource
+
+    out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    write_json(RESULTS / f"search-{docs}{'-mmap' if mmap else ''}.json", out)
+    return out
+
+
+PEERS = ("numba", "scipy", "pisa-maxscore")
+
+
+def peer_data(docs: int) -> Path:
+    """benchmarks.run_system's data folder (docs.npz, queries-*.npz, encoded/) for the peers that take the corpus
+    in memory; queries quantised with the index's scale, as every system gets the same integers."""
+    from benchmarks.bench import write_data
+    from indexing.base import quantize
+
+    folder = CACHE / f"peers-{docs}"
+    if (folder / "docs.npz").exists():
+        return folder
+    from contracts.encoded import read_encoded
+
+    scale = json.loads((index_dir(docs) / "manifest.json").read_text())["scale"]
+    _, matrix = read_encoded(encoded_dir(docs))
+    matrix = quantize(matrix, scale, 8).astype(np.float32)
+    queries = {name: quantize(q, scale, None).astype(np.float32) for name, q in query_sets().items()}
+    write_data(folder, matrix, queries, json.loads((encoded_dir(docs) / "vocab.json").read_text()), MODEL)
+    return folder
+
+
+def peers(docs: int, systems=PEERS, timing_queries: int = 200) -> list[dict]:
+    """Each peer in a process of its own (benchmarks/run_system.py), under /usr/bin/time."""
+    data = peer_data(docs)
+    out = []
+    for system in systems:
+        prefix = RESULTS / f"peer-{docs}-{system}"
+        result = timed([sys.executable, "-m", "benchmarks.run_system", "--system", system, "--data", str(data),
+                        "--workdir", str(CACHE / f"work-{docs}-{system}"), "--output", str(prefix),
+                        "--timing-queries", str(timing_queries)], prefix.with_suffix(".log"))
+        summary = json.loads(prefix.with_suffix(".json").read_text()) if prefix.with_suffix(".json").exists() else {}
+        summary["process"] = result
+        write_json(prefix.with_suffix(".json"), summary)
+        out.append(summary)
+        print(f"{system}: {result}", flush=True)
+    return out
+
+
+def pisa_build(docs: int) -> dict:
+    """PISA's build (benchmarks.systems.Pisa: its binary collection, compression, block maxima) on the same integers,
+    with its wall and CPU seconds and its peak memory above the loaded corpus: the yardstick of the build time."""
+    import resource
+
+    from benchmarks.run_system import load_data
+    from benchmarks.systems import Pisa
+
+    data = load_data(peer_data(docs))
+    work = CACHE / f"work-{docs}-pisa-build"
+    if work.exists():
+        import shutil
+
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    system = Pisa("maxscore")
+    system.build(data, work)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    result = {"docs": docs, "wall_s": round(time.perf_counter() - started, 1),
+              "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
+              "peak_rss_mib": round(after.ru_maxrss / 1024, 1), "index_mib": round(system.size_bytes() / 2**20, 1),
+              "corpus_in_memory_mib": round((data.docs.data.nbytes + data.docs.indices.nbytes) / 2**20, 1)}
+    write_json(RESULTS / f"pisa-build-{docs}.json", result)
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def _rows() -> list[dict]:
+    """One row per (passages, system, query set) from the results folder."""
+    rows = []
+    for path in sorted(RESULTS.glob("build-*.json")):
+        b = json.loads(path.read_text())
+        docs = b["docs"]
+        for search_path in sorted(RESULTS.glob(f"search-{docs}*.json")):
+            runs = json.loads(search_path.read_text())["runs"]
+            for name in dict.fromkeys(r["name"] for r in runs):
+                for qset in dict.fromkeys(r["set"] for r in runs):
+                    peak = b.get("peak_rss_mib")
+                    if b.get("build_phase_vmhwm_mib"):
+                        peak = f"{peak:,.0f} (build phase {b['build_phase_vmhwm_mib']:,.0f})"
+                    rows.append({"docs": docs, "system": name, "set": qset, "build_peak_mib": peak,
+                                 "build_s": b.get("wall_s"), "build_cpu_s": b.get("cpu_s"),
+                                 "index_mib": b.get("index_mib"),
+                                 **_latencies([r for r in runs if r["name"] == name and r["set"] == qset])})
+        pisa = RESULTS / f"pisa-build-{docs}.json"
+        if pisa.exists():
+            p = json.loads(pisa.read_text())
+            rows.append({"docs": docs, "system": "PISA MaxScore, build only (corpus already in memory)", "set": "-",
+                         "build_peak_mib": p["peak_rss_mib"], "build_s": p["wall_s"], "build_cpu_s": p["cpu_s"],
+                         "index_mib": p["index_mib"]})
+        for peer_path in sorted(RESULTS.glob(f"peer-{docs}-*.json")):
+            p = json.loads(peer_path.read_text())
+            if not p.get("ok"):
+                rows.append({"docs": docs, "system": p.get("system", peer_path.stem), "set": "-",
+                             "note": (p.get("error") or "did not run")[:120]})
+                continue
+            for qset in dict.fromkeys(r["set"] for r in p["runs"]):
+                rows.append({"docs": docs, "system": p["name"], "set": qset, "build_peak_mib": p["build_peak_mib"],
+                             "build_s": p["build_s"], "index_mib": p["size_mib"],
+                             **_latencies([r for r in p["runs"] if r["set"] == qset])})
+    return rows
+
+
+def _latencies(runs: list[dict]) -> dict:
+    out = {}
+    for r in runs:
+        out[f"k{r['k']}"] = f"{r['median_ms']:.1f} / {r['p99_ms']:.1f}"
+        out[f"qps{r['k']}"] = f"{r['qps_all_cores']:.0f}"
+    return out
+
+
+def table() -> str:
+    """benchmarks/results/scale/scale.md (the table) and scale.png (cost against size)."""
+    rows = _rows()
+    head = ("| passages | system | queries | build peak MiB | build wall s | build CPU s | index MiB | "
+            "k=10 median / p99 ms | k=1000 median / p99 ms | q/s k=10 (2 cores) | q/s k=1000 |")
+    lines = [head, "|" + "---|" * 11]
+    for r in rows:
+        if "note" in r:
+            lines.append(f"| {r['docs']:,} | {r['system']} | - | did not fit or failed: {r['note']} |||||||| ")
+            continue
+        cpu = "-" if r.get("build_cpu_s") is None else f"{r['build_cpu_s']:,.0f}"
+        peak = r["build_peak_mib"] if isinstance(r["build_peak_mib"], str) else f"{r['build_peak_mib']:,.0f}"
+        lines.append(f"| {r['docs']:,} | {r['system']} | {r['set']} | {peak} | "
+                     f"{r['build_s']:,.0f} | {cpu} | {r['index_mib']:,.0f} | {r.get('k10', '-')} | "
+                     f"{r.get('k1000', '-')} | {r.get('qps10', '-')} | {r.get('qps1000', '-')} |")
+    text = "\n".join(lines) + "\n"
+    write_text(RESULTS / "scale.md", text)
+    _plot(rows)
+    print(text)
+    return text
+
+
+def _plot(rows: list[dict]) -> None:
+    import matplotlib  # deferred: only the table step draws
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    builds = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("build-*.json"))]
+    builds = [b for b in builds if b.get("rc") == 0]
+    x = [b["docs"] / 1e6 for b in builds]
+    axes[0].plot(x, [b["peak_rss_mib"] / 1024 for b in builds], "o-", label="peak, with the final load")
+    axes[0].plot(x, [b.get("build_phase_vmhwm_mib", b["peak_rss_mib"]) / 1024 for b in builds], "^-",
+                 label="peak of the build phase")
+    axes[0].plot(x, [b["index_mib"] / 1024 for b in builds], "s--", label="index on disk")
+    axes[0].plot(x, [b["index_mib"] / 1024 + 1.5 for b in builds], ":", label="limit: index + 1.5 GiB")
+    axes[0].set(xlabel="passages (millions)", ylabel="GiB", title="index build memory")
+    axes[1].plot(x, [b["wall_s"] for b in builds], "o-", label="ours (splade index)")
+    axes[1].set(xlabel="passages (millions)", ylabel="seconds", title="build time")
+    for r in rows:
+        if r.get("system", "").startswith("PISA") and "build_s" in r and r["set"] == "dev":
+            axes[1].plot([r["docs"] / 1e6], [r["build_s"]], "x", color="k")
+    for system in dict.fromkeys(r["system"] for r in rows if r.get("set") == "dev"):
+        pts = sorted((r["docs"] / 1e6, float(r["k1000"].split("/")[0])) for r in rows
+                     if r["system"] == system and r.get("set") == "dev" and "k1000" in r)
+        if pts:
+            axes[2].plot(*zip(*pts), "o-", label=system)
+    axes[2].set(xlabel="passages (millions)", ylabel="median ms (one thread)", title="k=1000, MS MARCO dev queries")
+    for ax in axes:
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(RESULTS / "scale.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=("generate", "build", "search", "peers", "pisa-build", "table"))
+    parser.add_argument("--docs", type=int, default=1_000_000)
+    parser.add_argument("--part", default=None,
+                        help="I/N: only draw every N-th pool shard from the I-th (for N processes)")
+    parser.add_argument("--systems", default=",".join(PEERS), help="peers for the peers step")
+    parser.add_argument("--methods", default="pruned,exhaustive", help="search methods of the search step")
+    parser.add_argument("--timing-queries", type=int, default=200, help="queries timed one by one per set and k")
+    parser.add_argument("--mmap", action="store_true", help="search the index memory-mapped")
+    args = parser.parse_args(argv)
+    if args.step == "generate" and args.part:
+        fill_pool(args.docs, *(int(x) for x in args.part.split("/")))
+    elif args.step == "generate":
+        generate(args.docs)
+    elif args.step == "build":
+        build(args.docs)
+    elif args.step == "pisa-build":
+        pisa_build(args.docs)
+    elif args.step == "table":
+        table()
+    elif args.step == "peers":
+        peers(args.docs, args.systems.split(","))
+    elif args.step == "search":
+        search(args.docs, methods=tuple(args.methods.split(",")), mmap=args.mmap, timing_queries=args.timing_queries)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
