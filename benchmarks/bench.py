@@ -32,23 +32,12 @@ DEFAULT_SYSTEMS = ("numba,ours:1/0.95/0.9/0.85/0.8/0.7,ours-exhaustive,scipy,pis
 def write_data(folder: Path, docs: sp.csr_matrix, queries: dict[str, sp.csr_matrix], vocab: list[str],
                model: str) -> None:
     """docs.npz, queries-<set>.npz and encoded/ (the shard layout our index and the Lucene export read)."""
-    from contracts.atomic import atomic_path, write_json, write_text
-    from contracts.encoded import FORMAT, FORMAT_VERSION, save_shard
+    from contracts.atomic import atomic_path
+    from contracts.encoded import write_encoded
     from indexing.encoder import vocabulary_hash
 
-    enc = folder / "encoded"
-    enc.mkdir(parents=True, exist_ok=True)
-    shard, shards = 200_000, []
-    for number, start in enumerate(range(0, docs.shape[0], shard)):
-        part = docs[start : start + shard]
-        name = f"shard-{number:05d}.npz"
-        save_shard(enc / name, [str(i) for i in range(start, start + part.shape[0])], part)
-        shards.append({"file": name, "num_docs": part.shape[0], "nnz": int(part.nnz)})
-    write_text(enc / "vocab.json", json.dumps(vocab))
-    write_json(enc / "manifest.json", {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "model": model, "vocab_size": len(vocab),
-        "vocab_hash": vocabulary_hash(vocab), "query_max_length": None, "doc_max_length": None, "shard_size": shard,
-        "shards": shards, "complete": True, "num_docs": docs.shape[0]})
+    info = {"model": model, "vocab_hash": vocabulary_hash(vocab), "query_max_length": None, "doc_max_length": None}
+    write_encoded(folder / "encoded", [str(i) for i in range(docs.shape[0])], docs, vocab, info, shard_size=200_000)
     for set_name, q in queries.items():
         with atomic_path(folder / f"queries-{set_name}.npz") as tmp, open(tmp, "wb") as f:
             sp.save_npz(f, sp.csr_matrix(q, dtype=np.float32))

@@ -12,6 +12,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from contracts.atomic import atomic_path
+from contracts.encoded import load_shard, read_encoded
+
 CACHE = Path(__file__).resolve().parent / "cache"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -21,8 +24,12 @@ def encode_real(cache: Path = CACHE, data: Path = DATA, model: str = "splade-tin
     """Returns (doc CSR float32, query CSR float32, encoded folder); encodes only what is not cached yet.
 
     With allow_partial, an unfinished encoding is not resumed: the shards done so far (a prefix of the pool) are used.
+
+    The pool is read whole, on purpose: it is 30k passages (about 40 MB of floats) that the benchmarks score in
+    memory. An MS MARCO-sized folder is read shard by shard instead
+    (contracts.encoded.iter_shards; benchmarks/scale.py).
     """
-    from contracts.encoded import read_encoded
+    # Deferred: the encoder brings torch, needed only when something is not cached yet.
     from indexing.encode import encode_corpus
     from indexing.encoder import SpladeEncoder
     from pipelines.datasets import resolve_dataset
@@ -40,13 +47,10 @@ def encode_real(cache: Path = CACHE, data: Path = DATA, model: str = "splade-tin
         encoder = encoder or SpladeEncoder(resolve_model(model))
         queries = resolve_dataset(data / "msmarco-passage-dev-small").queries()[:max_queries]
         matrix = encoder.encode_queries([text for _, text in queries], progress=True)
-        from contracts.atomic import atomic_path
         with atomic_path(queries_file) as tmp:
             with open(tmp, "wb") as f:
                 sp.save_npz(f, sp.csr_matrix(matrix, dtype=np.float32))
-    if partial:
-        from contracts.encoded import load_shard
-
+    if partial:  # the shards written so far, in order (open_encoded refuses an unfinished folder)
         manifest = json.loads((encoded / "manifest.json").read_text())
         docs = sp.vstack([load_shard(encoded / s["file"])[1] for s in manifest["shards"]], format="csr")
     else:

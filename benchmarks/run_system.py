@@ -21,6 +21,14 @@ import scipy.sparse as sp
 
 
 def load_data(folder: Path):
+    """The collection a system runs on: the documents and query sets `benchmarks.bench.write_data` saved.
+
+    Args:
+        folder: a collection folder (docs.npz, queries-<set>.npz, encoded/).
+
+    Returns:
+        A `benchmarks.systems.Data`.
+    """
     from benchmarks.systems import Data
 
     docs = sp.load_npz(folder / "docs.npz").tocsr()

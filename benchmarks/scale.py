@@ -3,6 +3,7 @@ built from each (peak memory and time), searched with the real MS MARCO dev quer
 
     python -m benchmarks.scale generate --docs 8841823     the encoded folder, shard by shard (resumable)
     python -m benchmarks.scale build --docs 1000000        `splade index` on it, under /usr/bin/time
+    python -m benchmarks.scale compare --docs 1000000      build time against PISA's, same vectors, back to back
     python -m benchmarks.scale search --docs 1000000       latencies of the built index (and the peers that fit)
     python -m benchmarks.scale table                       benchmarks/results/scale/scale.md + scale.png
 
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -26,7 +29,8 @@ import scipy.sparse as sp
 
 from benchmarks import synthetic
 from contracts.atomic import atomic_path, write_json, write_text
-from contracts.encoded import save_shard, start_or_resume
+from contracts.encoded import iter_shards, save_shard, start_or_resume
+from indexing.numba_index.layout import quantize_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / "cache" / "scale"
@@ -220,8 +224,6 @@ def search(docs: int, methods=("pruned", "exhaustive"), mmap: bool = False, timi
             for k in (10, 1000):
                 out["runs"].append({"name": system.name, **time_queries(system, q, name, k, timing_queries, results)})
         del system
-    import resource
-
     out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     write_json(RESULTS / f"search-{docs}{'-mmap' if mmap else ''}.json", out)
     return out
@@ -239,11 +241,8 @@ def peer_data(docs: int) -> Path:
     folder = CACHE / f"peers-{docs}"
     if (folder / "docs.npz").exists():
         return folder
-    from contracts.encoded import read_encoded
-
     scale = json.loads((index_dir(docs) / "manifest.json").read_text())["scale"]
-    _, matrix = read_encoded(encoded_dir(docs))
-    matrix = quantize(matrix, scale, 8).astype(np.float32)
+    matrix = quantised_corpus(docs)
     queries = {name: quantize(q, scale, None).astype(np.float32) for name, q in query_sets().items()}
     write_data(folder, matrix, queries, json.loads((encoded_dir(docs) / "vocab.json").read_text()), MODEL)
     return folder
@@ -266,33 +265,137 @@ def peers(docs: int, systems=PEERS, timing_queries: int = 200) -> list[dict]:
     return out
 
 
+def _usage() -> tuple[float, float]:
+    """(wall, CPU) seconds so far, CPU of every thread of this process."""
+    return time.perf_counter(), time.process_time()
+
+
+def _since(start: tuple[float, float]) -> dict:
+    wall, cpu = _usage()
+    return {"wall_s": round(wall - start[0], 1), "cpu_s": round(cpu - start[1], 1)}
+
+
+def _peak_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def ours_build(docs: int) -> dict:
+    """`build_index` in this process, from the encoded shards on disk to the index folder (reading the shards
+    included): wall and CPU seconds, per pass too, and peak memory. The same call `splade index` makes, without
+    the command line's start (Python, its imports), which `build` measures."""
+    from indexing.numba_index import build as build_module
+
+    timings = []
+
+    class _Passes(logging.Handler):
+        def emit(self, record):
+            if hasattr(record, "timing"):
+                step, wall, cpu = record.timing
+                timings.append({"step": step, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2)})
+
+    handler = _Passes(logging.DEBUG)
+    build_module.logger.addHandler(handler)
+    build_module.logger.setLevel(logging.DEBUG)
+    start = _usage()
+    index = build_module.build_index(encoded_dir(docs), index_dir(docs), overwrite=True, progress=False)
+    result = {"docs": docs, "system": "ours", "timed": "build_index: reading the shards, quantising, the index "
+              "written", **_since(start), "peak_rss_mib": _peak_mib(),
+              "index_mib": round(sum(p.stat().st_size for p in index_dir(docs).iterdir()) / 2**20, 1),
+              "passes": timings}
+    del index
+    write_json(RESULTS / f"ours-build-{docs}.json", result)
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def quantised_corpus(docs: int) -> sp.csr_matrix:
+    """The peers' input read from the same encoded shards our build reads, streamed: each shard quantised with the
+    index's scale (the integers our index stores, as float32) as it is read, then stacked. The peers take the
+    corpus in memory (5 bytes a posting here); the float shards are never held whole (9+ GiB at 8.84M)."""
+    scale = json.loads((index_dir(docs) / "manifest.json").read_text())["scale"]
+    parts = []
+    for _, matrix in iter_shards(encoded_dir(docs)):
+        matrix.sort_indices()
+        q = quantize_rows(matrix, scale, 8, np.uint8)
+        parts.append(sp.csr_matrix((q.data.astype(np.float32), q.indices, q.indptr), shape=q.shape))
+        del matrix
+    return sp.vstack(parts, format="csr")
+
+
 def pisa_build(docs: int) -> dict:
     """PISA's build (benchmarks.systems.Pisa: its binary collection, compression, block maxima) on the same integers,
-    with its wall and CPU seconds and its peak memory above the loaded corpus: the yardstick of the build time."""
-    import resource
+    timed in two parts: reading the encoded shards into its input (the corpus in memory, quantised), then its
+    build alone. Our figure includes reading the shards, so "PISA incl. reading" is the like-for-like one."""
+    import shutil
 
-    from benchmarks.run_system import load_data
-    from benchmarks.systems import Pisa
+    from benchmarks.systems import Data, Pisa
 
-    data = load_data(peer_data(docs))
+    start = _usage()
+    matrix = quantised_corpus(docs)
+    reading = {**_since(start), "peak_rss_mib": _peak_mib()}
+    data = Data(docs=matrix, queries={}, folder=CACHE)
     work = CACHE / f"work-{docs}-pisa-build"
     if work.exists():
-        import shutil
-
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    started = time.perf_counter()
+    start = _usage()
     system = Pisa("maxscore")
     system.build(data, work)
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    result = {"docs": docs, "wall_s": round(time.perf_counter() - started, 1),
-              "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
-              "peak_rss_mib": round(after.ru_maxrss / 1024, 1), "index_mib": round(system.size_bytes() / 2**20, 1),
-              "corpus_in_memory_mib": round((data.docs.data.nbytes + data.docs.indices.nbytes) / 2**20, 1)}
+    building = _since(start)
+    result = {"docs": docs, "system": "PISA MaxScore", "reading_shards": reading, **building,
+              "with_reading": {"wall_s": round(building["wall_s"] + reading["wall_s"], 1),
+                               "cpu_s": round(building["cpu_s"] + reading["cpu_s"], 1)},
+              "peak_rss_mib": _peak_mib(), "index_mib": round(system.size_bytes() / 2**20, 1),
+              "corpus_in_memory_mib": round((matrix.data.nbytes + matrix.indices.nbytes) / 2**20, 1)}
     write_json(RESULTS / f"pisa-build-{docs}.json", result)
     print(json.dumps(result), flush=True)
     return result
+
+
+def compare(docs: int) -> dict:
+    """Our build and PISA's on the same vectors, back to back, each in a fresh process (one run: on a shared
+    machine only figures taken together compare), then the `splade index` command as a user runs it."""
+    out = {"docs": docs}
+    for step in ("ours-build", "pisa-build"):
+        code = subprocess.call([sys.executable, "-m", "benchmarks.scale", step, "--docs", str(docs)], cwd=ROOT)
+        if code:
+            raise RuntimeError(f"benchmarks.scale {step} --docs {docs} failed (exit {code})")
+    out["ours"] = json.loads((RESULTS / f"ours-build-{docs}.json").read_text())
+    out["pisa"] = json.loads((RESULTS / f"pisa-build-{docs}.json").read_text())
+    out["cli"] = build(docs)
+    ours, pisa = out["ours"]["cpu_s"], out["pisa"]
+    out["ratio_cpu_to_pisa_build_only"] = round(ours / pisa["cpu_s"], 2)
+    out["ratio_cpu_to_pisa_with_reading"] = round(ours / pisa["with_reading"]["cpu_s"], 2)
+    write_json(RESULTS / f"compare-{docs}.json", out)
+    print(json.dumps({k: v for k, v in out.items() if k.startswith("ratio")}), flush=True)
+    return out
+
+
+def _compare_table() -> list[str]:
+    """The build-time comparison of `compare`, per size: CPU seconds are the figure (the wall clock of a shared
+    machine measures the neighbours too)."""
+    lines = []
+    for path in sorted(RESULTS.glob("compare-*.json")):
+        c = json.loads(path.read_text())
+        ours, pisa, cli = c["ours"], c["pisa"], c["cli"]
+        if not lines:
+            lines = ["", "Build time on the same vectors, one run, back to back (`python -m benchmarks.scale compare "
+                     "--docs N`):", "", "| passages | system, what is timed | CPU s | wall s | peak RSS MiB | "
+                     "ours / this (CPU) |", "|---|---|---|---|---|---|"]
+        rows = [("ours: `build_index`, reading the shards included", ours["cpu_s"], ours["wall_s"],
+                 ours["peak_rss_mib"]),
+                ("ours: `splade index` command (with Python's start and imports)", cli["cpu_s"], cli["wall_s"],
+                 cli["peak_rss_mib"]),
+                ("PISA MaxScore: build only (input already in memory)", pisa["cpu_s"], pisa["wall_s"],
+                 pisa["peak_rss_mib"]),
+                ("PISA MaxScore: reading the same shards into its input, then the build",
+                 pisa["with_reading"]["cpu_s"], pisa["with_reading"]["wall_s"], pisa["peak_rss_mib"])]
+        for name, cpu, wall, peak in rows:
+            ratio = "" if name.startswith("ours") else f"{ours['cpu_s'] / cpu:.2f}x"
+            lines.append(f"| {c['docs']:,} | {name} | {cpu:,.1f} | {wall:,.1f} | {peak:,.0f} | {ratio} |")
+        passes = ", ".join(f"{p['step']} {p['cpu_s']:.1f}" for p in ours.get("passes", []))
+        lines.append(f"| {c['docs']:,} | ours per step, CPU s: {passes} | | | | |")
+    return lines
 
 
 def _rows() -> list[dict]:
@@ -318,6 +421,10 @@ def _rows() -> list[dict]:
             rows.append({"docs": docs, "system": "PISA MaxScore, build only (corpus already in memory)", "set": "-",
                          "build_peak_mib": p["peak_rss_mib"], "build_s": p["wall_s"], "build_cpu_s": p["cpu_s"],
                          "index_mib": p["index_mib"]})
+            if "with_reading" in p:
+                rows.append({"docs": docs, "system": "PISA MaxScore, reading the shards + build", "set": "-",
+                             "build_peak_mib": p["peak_rss_mib"], "build_s": p["with_reading"]["wall_s"],
+                             "build_cpu_s": p["with_reading"]["cpu_s"], "index_mib": p["index_mib"]})
         for peer_path in sorted(RESULTS.glob(f"peer-{docs}-*.json")):
             p = json.loads(peer_path.read_text())
             if not p.get("ok"):
@@ -354,7 +461,7 @@ def table() -> str:
         lines.append(f"| {r['docs']:,} | {r['system']} | {r['set']} | {peak} | "
                      f"{r['build_s']:,.0f} | {cpu} | {r['index_mib']:,.0f} | {r.get('k10', '-')} | "
                      f"{r.get('k1000', '-')} | {r.get('qps10', '-')} | {r.get('qps1000', '-')} |")
-    text = "\n".join(lines) + "\n"
+    text = "\n".join(lines + _compare_table()) + "\n"
     write_text(RESULTS / "scale.md", text)
     _plot(rows)
     print(text)
@@ -398,7 +505,8 @@ def _plot(rows: list[dict]) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("generate", "build", "search", "peers", "pisa-build", "table"))
+    parser.add_argument("step", choices=("generate", "build", "ours-build", "pisa-build", "compare", "search",
+                                         "peers", "table"))
     parser.add_argument("--docs", type=int, default=1_000_000)
     parser.add_argument("--part", default=None,
                         help="I/N: only draw every N-th pool shard from the I-th (for N processes)")
@@ -415,6 +523,10 @@ def main(argv=None) -> int:
         build(args.docs)
     elif args.step == "pisa-build":
         pisa_build(args.docs)
+    elif args.step == "ours-build":
+        ours_build(args.docs)
+    elif args.step == "compare":
+        compare(args.docs)
     elif args.step == "table":
         table()
     elif args.step == "peers":

@@ -22,6 +22,9 @@ VOCAB = 30_522
 
 @dataclass(frozen=True)
 class SyntheticSpec:
+    """The seeded synthetic collection's shape: sizes, non-zeros per vector, topics and skew (Zipf). The defaults
+    are MS MARCO-like SPLADE statistics at 1M documents; the same spec always draws the same vectors."""
+
     num_docs: int = 1_000_000
     num_queries: int = 1000
     vocab: int = VOCAB

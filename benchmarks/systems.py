@@ -22,6 +22,8 @@ import scipy.sparse as sp
 
 @dataclass
 class Data:
+    """One collection as every system receives it: the same quantised integers for all, so results compare."""
+
     docs: sp.csr_matrix  # [num_docs, vocab] integer impacts 1..255 stored as float32
     queries: dict[str, sp.csr_matrix]  # query set name -> [n, vocab] integer weights as float32
     folder: Path  # holds encoded/ (the shards our index and the Lucene export read) and query files
@@ -277,6 +279,8 @@ def _term(t: int) -> str:
 
 
 class Pisa(System):
+    """PISA (through pyterrier-pisa) with MaxScore or block-max WAND: the exact peers we compare speeds with."""
+
     family = "pisa"
 
     def __init__(self, algorithm: str = "maxscore"):

@@ -39,7 +39,10 @@ logger = logging.getLogger("benchmarks.train_gpu")
 def build_model(folder: Path, smoke: bool, seed: int) -> Path:
     """A randomly initialised DistilBertForMaskedLM and its tokenizer, saved in `folder`."""
     torch.manual_seed(seed)
-    config = DistilBertConfig(n_layers=2, dim=64, hidden_dim=256, n_heads=2, vocab_size=2000) if smoke else DistilBertConfig()
+    if smoke:
+        config = DistilBertConfig(n_layers=2, dim=64, hidden_dim=256, n_heads=2, vocab_size=2000)
+    else:
+        config = DistilBertConfig()
     letters = 2 * 26
     write_wordpiece_tokenizer(folder, vocab=config.vocab_size - len(SPECIAL_TOKENS) - letters)
     DistilBertForMaskedLM(config).save_pretrained(str(folder))
@@ -101,22 +104,24 @@ def main(argv: list[str] | None = None) -> int:
         precision=args.precision, warmup_steps=max(args.steps // 10, 1), logging_steps=max(args.steps // 10, 1),
         save_steps=args.steps * 10, seed=args.seed,
     )
-    if torch.cuda.is_available():
+    gpu = torch.cuda.is_available()
+    if gpu:
         torch.cuda.reset_peak_memory_stats()
     timer = StepTimer()
     summary = train(config, model_dir, lambda: rows, run_dir, callbacks=[timer])
     seconds = summary["train_seconds"]
     report = {
-        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "device": torch.cuda.get_device_name() if gpu else "cpu",
         "steps": summary["steps"], "seconds": seconds,
         "steps_per_s_overall": round(summary["steps"] / seconds, 3),
         "steps_per_s_steady": round(timer.steady_steps_per_s() or 0.0, 3),
         "rows_per_s_steady": round((timer.steady_steps_per_s() or 0.0) * args.batch_size, 1),
-        "peak_gpu_allocated_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None,
-        "peak_gpu_reserved_gib": round(torch.cuda.max_memory_reserved() / 2**30, 2) if torch.cuda.is_available() else None,
+        "peak_gpu_allocated_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if gpu else None,
+        "peak_gpu_reserved_gib": round(torch.cuda.max_memory_reserved() / 2**30, 2) if gpu else None,
         "peak_host_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "batch_size": args.batch_size, "max_length": args.max_length, "precision": args.precision,
-        "model": "DistilBertForMaskedLM, random weights, " + ("toy (2 layers, 64 wide)" if args.smoke else "distilbert-base size"),
+        "model": "DistilBertForMaskedLM, random weights, "
+                 + ("toy (2 layers, 64 wide)" if args.smoke else "distilbert-base size"),
         "recipe": config.recipe, "lambda_q": config.lambda_q, "lambda_d": config.lambda_d,
         "last_loss": summary.get("loss"), "last_flops": summary.get("flops"),
     }

@@ -1,6 +1,7 @@
 """The quality-vs-FLOPS trade-off in miniature: one model fine-tuned on a dataset folder for several lambdas.
 
-    python -m benchmarks.train_sweep --dataset ../shared/data/beir-scifact --output outputs/train-sweep  (make train-sweep)
+    python -m benchmarks.train_sweep --dataset ../shared/data/beir-scifact --output outputs/train-sweep
+    (that is `make train-sweep`)
 
 The training rows are prepared once (mining, teacher scores) and every lambda trains on the same rows from the same
 base, so the runs differ only by lambda. Each model is then evaluated as `splade train --evaluate` does (documents
@@ -16,16 +17,12 @@ import sys
 from pathlib import Path
 
 from contracts.atomic import atomic_path, write_json, write_text
-from contracts.trec import read_qrels
-from evaluation.metrics import evaluate as evaluate_run
 from evaluation.tables import markdown_table
-from indexing.encoder import SpladeEncoder
-from pipelines.commands.train import resolve_config
+from pipelines.commands.train import model_figures, resolve_config
 from pipelines.datasets import resolve_dataset
 from pipelines.layout import mining_dir
 from pipelines.models import resolve_model
 from pipelines.training_data import rows_builder
-from pipelines.workflows import evaluate_model
 from training.trainer import train
 
 logger = logging.getLogger("benchmarks.train_sweep")
@@ -45,18 +42,12 @@ def preset_like(lambda_q: float) -> str:
 
 def evaluate(model: Path, dataset, folder: Path, encoded_folder: Path | None = None, convention: str = "beir") -> dict:
     """NDCG@10, MRR@10, R@100 (BEIR convention by default), FLOPS, non-zeros and index size of `model` on the
-    dataset's test queries, documents at 256 tokens and queries at 64 (the lengths the models are used with)."""
-    encoder = SpladeEncoder(model, doc_max_length=256, query_max_length=64)
-    where = encoded_folder or folder
-    result = evaluate_model(encoder, dataset, where / "encoded", where / "index", folder / "run.trec",
-                            convention=convention, k=100, tag=model.name)
-    scored = evaluate_run(read_qrels(dataset.qrels_path), result.results.run(), convention,
-                          measures=["NDCG@10", "mrr@10", "R@100"], warn=False).means
-    metrics = {"NDCG@10": scored["NDCG@10"], "MRR@10": scored["mrr@10"], "R@100": scored["R@100"]}
-    index_bytes = sum(p.stat().st_size for p in Path(result.index).rglob("*") if p.is_file())
-    return {"metrics": {k: round(v, 4) for k, v in metrics.items()}, "flops": round(result.sparsity.flops, 4),
-            "query_nnz": round(result.sparsity.mean_query_terms, 1), "doc_nnz": round(result.sparsity.mean_doc_terms, 1),
-            "index_mb": round(index_bytes / 2**20, 1)}
+    dataset's test queries, documents at 256 tokens and queries at 64 (the lengths the models are used with), as
+    `splade train --evaluate` measures them."""
+    figures = model_figures(model, dataset, folder, encoded_folder, convention=convention)
+    return {"metrics": {"NDCG@10": figures["ndcg@10"], "MRR@10": figures["mrr@10"], "R@100": figures["r@100"]},
+            "flops": figures["flops"], "query_nnz": figures["query_nnz"], "doc_nnz": figures["doc_nnz"],
+            "index_mb": figures["index_mib"]}
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -88,7 +79,8 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", required=True, help="a folder with train-queries.tsv, train-qrels.txt, corpus.jsonl, "
+    parser.add_argument("--dataset", required=True,
+                        help="a folder with train-queries.tsv, train-qrels.txt, corpus.jsonl, "
                                                          "queries.tsv and qrels.txt")
     parser.add_argument("--model", default="splade-tiny")
     parser.add_argument("--output", default="outputs/train-sweep")

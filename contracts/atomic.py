@@ -18,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_folder", "atomic_path", "remove_stale_builds", "save_npy", "write_json", "write_text"]
+__all__ = ["atomic_folder", "atomic_path", "remove_stale_builds", "remove_stale_temp_files", "save_npy", "write_json",
+           "write_text"]
 
 BUILDING = "building"  # `.NAME.building-PID-XXXX`: a folder being built beside its target
 OLD = "old"  # `.NAME.old-PID-XXXX`: the folder that was replaced, for the instant between the two renames
+TMP = ".tmp"  # `.NAME.PID-XXXX.tmp`: a file being written beside its target
 
 
 def _create_file(folder: Path, prefix: str, suffix: str) -> Path:
@@ -50,6 +52,9 @@ def _create_folder(folder: Path, prefix: str) -> Path:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary file beside `path`, renamed onto `path` only if the block succeeds.
 
+    The temporary file is `.NAME.PID-XXXX.tmp`: hidden, and named after its writer, so that one left by a writer
+    killed with SIGKILL (which no `finally` survives) is recognised and removed by the next write of `path`.
+
     Args:
         path: the file to write; its folder is created if missing.
 
@@ -71,7 +76,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
                 raise NotADirectoryError(f"{path}: {folder} is a file, where a folder is needed for this output")
             break
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = _create_file(path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temp_files(path)
+    tmp_path = _create_file(path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=TMP)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -191,6 +197,29 @@ def remove_stale_builds(target: str | Path) -> list[Path]:
     return cleaned
 
 
+def remove_stale_temp_files(path: str | Path) -> list[Path]:
+    """Remove the `.NAME.PID-XXXX.tmp` files of `path` whose writer no longer runs (killed mid-write).
+
+    A temporary file of a live process (another writer of the same file, right now) is left alone.
+
+    Args:
+        path: the file whose leftovers to clean.
+
+    Returns:
+        The temporary files removed.
+    """
+    path = Path(path)
+    prefix = f".{path.name}."
+    removed = []
+    for leftover in path.parent.glob(f"{glob.escape(prefix)}*-*{TMP}"):
+        pid_text = leftover.name[len(prefix):].split("-", 1)[0]
+        if pid_text.isdigit() and not _process_alive(int(pid_text)):
+            with contextlib.suppress(FileNotFoundError):  # another writer cleaned it first
+                leftover.unlink()
+                removed.append(leftover)
+    return removed
+
+
 def _process_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True  # another thread of this process may be building the same folder
@@ -200,7 +229,21 @@ def _process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # exists, owned by someone else
-    return True
+    return not _thread_or_zombie(pid)
+
+
+def _thread_or_zombie(pid: int) -> bool:
+    """Whether `pid` is no running process after all (Linux /proc; False where it cannot tell).
+
+    WHY: `kill(pid, 0)` also succeeds for a thread id, and a dead writer's pid is soon handed out again, often to a
+    thread (torch and numba start many); and a killed child that its parent has not reaped yet is a zombie.
+    """
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+    except OSError:
+        return False
+    return fields.get("State", "").split()[:1] == ["Z"] or fields.get("Tgid", "").strip() not in ("", str(pid))
 
 
 def _refuse_to_replace(target: Path, overwrite: bool, is_replaceable: Callable[[Path], bool], what: str) -> None:

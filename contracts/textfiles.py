@@ -91,7 +91,12 @@ class _ClosingGzip(gzip.GzipFile):
 
 
 class TextFile:
-    """A text file opened by `open_text`: lines or whole text, with decoding errors turned into ValueErrors."""
+    """A text file opened by `open_text`: lines or whole text, with decoding errors turned into ValueErrors.
+
+    Args:
+        path: the file.
+        compressed: whether it is gzip (found by `open_text` from its first bytes, not its name).
+    """
 
     def __init__(self, path: Path, compressed: bool):
         self.path = path
@@ -121,7 +126,14 @@ class TextFile:
             raise self._explain(e) from None
 
     def read(self) -> str:
-        """The whole remaining text."""
+        """The whole remaining text.
+
+        Returns:
+            The text, without a leading UTF-8 BOM.
+
+        Raises:
+            ValueError: bytes that are not UTF-8, or a damaged gzip stream, naming the file and line.
+        """
         try:
             return self._without_bom(self._text.read())
         except _DECODING_ERRORS as e:

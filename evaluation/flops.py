@@ -23,7 +23,11 @@ class SparsityStats:
     num_docs: int
 
     def to_dict(self) -> dict:
-        """The fields as a JSON-ready dict."""
+        """The fields as a JSON-ready dict.
+
+        Returns:
+            {field name: value}.
+        """
         return asdict(self)
 
 
@@ -80,8 +84,13 @@ def sparsity_stats_from_matrices(docs_csr: sp.spmatrix, queries_csr: sp.spmatrix
     """The same from two encoded matrices (rows = documents, rows = queries) over one vocabulary.
 
     Args:
-        docs_csr: the encoded documents; queries_csr: the encoded queries.
+        docs_csr: the encoded documents.
+        queries_csr: the encoded queries.
 
-    Returns, Raises: as sparsity_stats.
+    Returns:
+        As `sparsity_stats`.
+
+    Raises:
+        As `sparsity_stats`.
     """
     return sparsity_stats(term_presence(docs_csr), docs_csr.shape[0], queries_csr)

@@ -104,7 +104,11 @@ class Evaluation:
     judged_retrieved: int = 0
 
     def summary(self) -> dict:
-        """The counts that metrics.json records next to the means."""
+        """The counts that metrics.json records next to the means.
+
+        Returns:
+            {name: count}: queries evaluated, missing from the run, not in the qrels, self-hits removed, judged.
+        """
         return {
             "queries_evaluated": self.num_queries,
             "queries_missing_from_run_counted_0": len(self.missing_queries),

@@ -16,20 +16,16 @@ FOR THE BUILDERS (SCALE; these names stay stable):
                                                  manifest key ARRAYS_KEY ("arrays"); the loader checks every
                                                  array's length and dtype against it, `verify_arrays` the sha256
                                                  (the hash of the array's data bytes in C order, not of the .npy file)
-  staged_folder(index_dir)                       a context manager: build in a fresh folder beside index_dir,
-                                                 swapped in only when the block completes
+  index_of_format(fmt)                           what `contracts.atomic.atomic_folder(index_dir, overwrite,
+                                                 index_of_format(FORMAT), what)` may replace: build in a fresh
+                                                 folder beside index_dir, swapped in only when the block completes
   directory_size(path)                           bytes of the files under a folder
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import logging
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -39,13 +35,11 @@ import scipy.sparse as sp
 from contracts.atomic import write_text
 from contracts.manifest import read_json, read_manifest
 
-logger = logging.getLogger(__name__)
-
 __all__ = [
     "ARRAYS_KEY", "BITS", "DOC_IDS_FILE", "IndexTooLargeError", "QuantizedIndex", "SearchableIndex", "VOCAB_FILE",
     "array_sha256", "check_arrays", "check_bits", "check_memory", "check_overwrite", "common_manifest",
-    "default_scale", "describe_arrays", "directory_size", "empty_query_rows", "open_index_folder", "quantize",
-    "read_doc_ids", "read_vocab_file", "staged_folder", "verify_arrays", "write_folder_files",
+    "default_scale", "describe_arrays", "directory_size", "empty_query_rows", "index_of_format", "open_index_folder",
+    "quantize", "read_doc_ids", "read_vocab_file", "verify_arrays", "write_folder_files",
 ]
 
 BITS = (8, 16)
@@ -53,7 +47,6 @@ DOC_IDS_FILE = "doc_ids.txt"
 VOCAB_FILE = "vocab.json"
 MANIFEST_FILE = "manifest.json"
 ARRAYS_KEY = "arrays"  # manifest key of describe_arrays' output
-BUILDING_SUFFIX = ".building"
 _HASH_CHUNK = 64 * 2**20  # bytes hashed at a time: a multi-GB memory-mapped array is never copied whole
 
 
@@ -83,6 +76,13 @@ def quantize(matrix: sp.csr_matrix, scale: float, bits: int | None) -> sp.csr_ma
 def default_scale(max_weight: float, bits: int) -> float:
     """The largest scale at which the heaviest weight of the corpus still fits in `bits` bits.
 
+    Args:
+        max_weight: the heaviest document weight of the corpus.
+        bits: the bits of a stored impact (8 or 16).
+
+    Returns:
+        (2**bits - 1) / max_weight.
+
     Raises:
         ValueError: the corpus has no positive weight.
     """
@@ -92,7 +92,14 @@ def default_scale(max_weight: float, bits: int) -> float:
 
 
 def empty_query_rows(queries: sp.csr_matrix) -> np.ndarray:
-    """Rows of quantised queries without a positive weight: they would match nothing, or by accident anything."""
+    """Rows of quantised queries without a positive weight: they would match nothing, or by accident anything.
+
+    Args:
+        queries: quantised query vectors, one row per query.
+
+    Returns:
+        The numbers of the empty rows, ascending.
+    """
     q = sp.csr_matrix(queries)
     rows = np.repeat(np.arange(q.shape[0]), np.diff(q.indptr))
     has_weight = np.zeros(q.shape[0], dtype=bool)
@@ -104,7 +111,14 @@ def empty_query_rows(queries: sp.csr_matrix) -> np.ndarray:
 
 
 def check_bits(bits: int) -> None:
-    """Raises ValueError unless `bits` is one the back ends store (8 or 16)."""
+    """Refuses bits that no back end stores, before any work.
+
+    Args:
+        bits: the requested bits per impact.
+
+    Raises:
+        ValueError: `bits` is not 8 or 16.
+    """
     if bits not in BITS:
         raise ValueError(f"bits must be 8 or 16, got {bits}")
 
@@ -113,7 +127,13 @@ def check_overwrite(index_dir: str | Path, overwrite: bool, fmt: str) -> None:
     """Refuses to build into a folder that holds something, unless `overwrite` and it is an index of format `fmt`.
 
     A missing or empty folder is always fine. WHY refuse another kind with --overwrite: `splade index --output E
-    --overwrite` pointed at an encoded folder (or any folder) would destroy it.
+    --overwrite` pointed at an encoded folder (or any folder) would destroy it. Checked before any work, with the
+    format found in the message; `atomic_folder` checks again (`index_of_format`) just before the swap.
+
+    Args:
+        index_dir: the folder to build.
+        overwrite: whether an existing index there may be replaced (--overwrite).
+        fmt: the format of the index being built.
 
     Raises:
         FileExistsError: the folder holds something and overwrite is off, or it is not an index of `fmt`.
@@ -134,6 +154,20 @@ def check_overwrite(index_dir: str | Path, overwrite: bool, fmt: str) -> None:
             f"{index_dir}: --overwrite only replaces an index of format {fmt!r} built by this project, and this is "
             f"{what}; choose another output folder or delete it yourself"
         )
+
+
+def index_of_format(fmt: str) -> Callable[[Path], bool]:
+    """The `is_replaceable` test that the builders give `contracts.atomic.atomic_folder`: True only for an index
+    folder of format `fmt`, so that `--overwrite` never replaces an encoded folder, another back end's index or
+    anything else (checked again just before the swap; `check_overwrite` says why earlier, before any work).
+
+    Args:
+        fmt: the back end's format name (its manifest's "format").
+
+    Returns:
+        A function of a folder: whether its manifest.json names format `fmt`.
+    """
+    return lambda folder: _manifest_format(folder) == fmt
 
 
 def _manifest_format(folder: Path) -> str | None:
@@ -173,7 +207,13 @@ def common_manifest(fmt: str, version: int, info: Mapping, *, vocab_size: int, n
 
 
 def write_folder_files(folder: str | Path, doc_ids: Sequence[str], vocab: Sequence[str] | None) -> None:
-    """Writes `doc_ids.txt` (one id per line, internal order) and, when given, `vocab.json`, atomically."""
+    """Writes `doc_ids.txt` (one id per line, internal order) and, when given, `vocab.json`, atomically.
+
+    Args:
+        folder: the index folder being built.
+        doc_ids: the external document ids in internal order.
+        vocab: the model's tokens in id order; None writes no vocab.json.
+    """
     folder = Path(folder)
     write_text(folder / DOC_IDS_FILE, "".join(f"{i}\n" for i in doc_ids))
     if vocab is not None:
@@ -185,7 +225,14 @@ def _array_bytes(array: np.ndarray) -> memoryview:
 
 
 def array_sha256(array: np.ndarray) -> str:
-    """sha256 of the array's data bytes, streamed in chunks (a memory-mapped array is read once, not copied)."""
+    """sha256 of the array's data bytes, streamed in chunks (a memory-mapped array is read once, not copied).
+
+    Args:
+        array: any numpy array (hashed in C order).
+
+    Returns:
+        The hex digest.
+    """
     digest = hashlib.sha256()
     data = _array_bytes(array)
     for start in range(0, data.nbytes, _HASH_CHUNK):
@@ -199,6 +246,9 @@ def describe_arrays(arrays: Mapping[str, np.ndarray], checksums: bool = True) ->
     Args:
         arrays: name (the file is `{name}.npy`) -> the array as saved.
         checksums: False leaves out "sha256" (then `verify_arrays` has nothing to compare).
+
+    Returns:
+        {name: record}, to store under the manifest key ARRAYS_KEY.
 
     Raises:
         ValueError: an array is not one-dimensional.
@@ -216,6 +266,11 @@ def describe_arrays(arrays: Mapping[str, np.ndarray], checksums: bool = True) ->
 
 def check_arrays(folder: str | Path, manifest: Mapping, arrays: Mapping[str, np.ndarray]) -> None:
     """Checks every loaded array against the manifest's record (length and dtype; cheap, no hashing).
+
+    Args:
+        folder: the index folder (for the messages).
+        manifest: its manifest, with the ARRAYS_KEY record.
+        arrays: name -> the array as loaded.
 
     Raises:
         ValueError: an array missing from the record, or of another length or dtype, naming the file.
@@ -242,6 +297,11 @@ def check_arrays(folder: str | Path, manifest: Mapping, arrays: Mapping[str, np.
 def verify_arrays(folder: str | Path, manifest: Mapping, arrays: Mapping[str, np.ndarray]) -> dict[str, bool]:
     """Recomputes every array's sha256 and compares it with the manifest (for a copied or suspect index).
 
+    Args:
+        folder: the index folder (for the messages).
+        manifest: its manifest, with the ARRAYS_KEY record.
+        arrays: name -> the array as loaded.
+
     Returns:
         {name: True when its checksum matches}.
 
@@ -258,50 +318,15 @@ def verify_arrays(folder: str | Path, manifest: Mapping, arrays: Mapping[str, np
     return result
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def staged_folder(index_dir: str | Path) -> Iterator[Path]:
-    """Yields a fresh folder beside `index_dir` to build in; when the block completes it replaces `index_dir`.
-
-    The old index is moved aside only once the new one is complete, and deleted after the swap, so a build that
-    is killed or fails (disk full) leaves the previous index answering. A failed build's folder is deleted; the
-    leftovers of killed builds (`.NAME.*.building`) are cleared when the next build of the same folder starts.
-    Call `check_overwrite` first: this replaces whatever is at `index_dir`.
-    """
-    index_dir = Path(index_dir)
-    index_dir.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in index_dir.parent.glob(f".{index_dir.name}.*{BUILDING_SUFFIX}"):
-        if leftover.name.startswith(f".{index_dir.name}.old.") and not index_dir.exists():
-            # Killed between the two renames of a swap: this is the previous index, complete; put it back.
-            logger.info("restoring %s from %s, left by a build killed while swapping", index_dir, leftover)
-            leftover.rename(index_dir)
-        elif leftover.is_dir():
-            logger.info("removing %s, left by an interrupted build", leftover)
-            shutil.rmtree(leftover, ignore_errors=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{index_dir.name}.", suffix=BUILDING_SUFFIX, dir=index_dir.parent))
-    try:
-        yield work
-        os.chmod(work, 0o777 & ~_umask())  # mkdtemp made it private; the index is as readable as any folder
-        if index_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{index_dir.name}.old.", suffix=BUILDING_SUFFIX, dir=index_dir.parent))
-            old.rmdir()
-            index_dir.rename(old)
-            work.rename(index_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            work.rename(index_dir)
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
-
-
 def directory_size(path: str | Path) -> int:
-    """Bytes of all files under a folder (recursively)."""
+    """Bytes of all files under a folder (recursively): what an index takes on disk.
+
+    Args:
+        path: the folder.
+
+    Returns:
+        The sum of the files' sizes.
+    """
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
@@ -310,6 +335,15 @@ def directory_size(path: str | Path) -> int:
 
 def open_index_folder(path: str | Path, fmt: str, version: int, what: str, rebuild: str) -> tuple[Path, dict]:
     """The folder and its manifest, after checking that `path` is an index folder of this format and version.
+
+    Args:
+        path: what the user named as the index.
+        fmt, version: the back end's format name and version.
+        what: the kind of folder, for the messages ("numba impact index").
+        rebuild: what to do about another version, for the message (the command that rebuilds it).
+
+    Returns:
+        (the folder, its manifest).
 
     Raises:
         FileNotFoundError: nothing at `path`, or no manifest in it.
@@ -330,6 +364,13 @@ def open_index_folder(path: str | Path, fmt: str, version: int, what: str, rebui
 def read_doc_ids(folder: str | Path, expected: int | None = None) -> list[str]:
     """The external document ids of `doc_ids.txt`, in internal order.
 
+    Args:
+        folder: the index folder.
+        expected: the number of documents the manifest records; None checks nothing.
+
+    Returns:
+        The ids, one per internal document number.
+
     Raises:
         FileNotFoundError: the file is missing. ValueError: it holds another number of ids than `expected`.
     """
@@ -345,6 +386,13 @@ def read_doc_ids(folder: str | Path, expected: int | None = None) -> list[str]:
 
 def read_vocab_file(folder: str | Path, expected: int | None = None) -> list[str]:
     """The model's tokens of `vocab.json`, in id order.
+
+    Args:
+        folder: the index (or encoded) folder.
+        expected: the vocabulary size the manifest records; None checks nothing.
+
+    Returns:
+        The tokens.
 
     Raises:
         FileNotFoundError: the file is missing. ValueError: not a JSON list, or of another size than `expected`.
@@ -378,6 +426,11 @@ class IndexTooLargeError(ValueError, MemoryError):
 def check_memory(path: str | Path, needed: int, what: str = "index") -> None:
     """Refuses to read `needed` bytes into memory when the machine has less available, before it runs out.
 
+    Args:
+        path: the index folder (for the message).
+        needed: the bytes reading it would take.
+        what: the kind of folder, for the message.
+
     Raises:
         IndexTooLargeError: with the figures and what to do instead (mmap=True, `--mmap`).
     """
@@ -401,24 +454,65 @@ class SearchableIndex(Protocol):
     doc_ids: list[str]
 
     @property
-    def num_docs(self) -> int: ...
+    def num_docs(self) -> int:
+        """Documents in the index."""
 
     @property
-    def scale(self) -> float: ...
+    def scale(self) -> float:
+        """The quantisation scale of documents and queries."""
 
     @property
-    def doc_freqs(self) -> np.ndarray: ...
+    def doc_freqs(self) -> np.ndarray:
+        """Documents per term (the FLOPS figures of `evaluation.flops` are computed from them)."""
 
-    def check_vocabulary(self, vocab_hash: str, vocab_size: int, what: str = "the query encoder") -> None: ...
+    def check_vocabulary(self, vocab_hash: str, vocab_size: int, what: str = "the query encoder") -> None:
+        """Refuses queries of another vocabulary (see `QuantizedIndex.check_vocabulary`).
 
-    def quantize_queries(self, queries: sp.csr_matrix) -> sp.csr_matrix: ...
+        Args:
+            vocab_hash, vocab_size: the query encoder's vocabulary.
+            what: who encodes the queries, for the message.
+
+        Raises:
+            ValueError: the vocabularies differ.
+        """
+
+    def quantize_queries(self, queries: sp.csr_matrix) -> sp.csr_matrix:
+        """Queries in the index's integers (see `QuantizedIndex.quantize_queries`).
+
+        Args:
+            queries: float query vectors.
+
+        Returns:
+            The quantised queries.
+        """
 
     def search(self, queries: sp.csr_matrix, k: int = 1000, quantized: bool = False,
-               **options) -> list[list[tuple[str, float]]]: ...
+               **options) -> list[list[tuple[str, float]]]:
+        """The exact top-k of every query, ties by index order (DESIGN.md), so that back ends compare exactly.
 
-    def vocab(self) -> list[str]: ...
+        Args:
+            queries: query vectors, one row per query.
+            k: results per query.
+            quantized: the queries are already in the index's integers.
+            **options: the back end's own search options (threads, method, ...).
 
-    def size_bytes(self) -> int: ...
+        Returns:
+            For each query, [(doc id, score), ...] best first.
+        """
+
+    def vocab(self) -> list[str]:
+        """The model's tokens in id order.
+
+        Returns:
+            The tokens of vocab.json.
+        """
+
+    def size_bytes(self) -> int:
+        """What the index takes on disk.
+
+        Returns:
+            Bytes.
+        """
 
 
 class QuantizedIndex:
@@ -439,11 +533,19 @@ class QuantizedIndex:
         return float(self.manifest["scale"])
 
     def vocab(self) -> list[str]:
-        """The model's tokens in id order (vocab.json)."""
+        """The model's tokens in id order (vocab.json).
+
+        Returns:
+            The tokens, checked against the manifest's vocabulary size.
+        """
         return read_vocab_file(self.path, int(self.manifest["vocab_size"]))
 
     def check_vocabulary(self, vocab_hash: str, vocab_size: int, what: str = "the query encoder") -> None:
         """Refuses queries from a model of another vocabulary: their term ids would name other tokens.
+
+        Args:
+            vocab_hash, vocab_size: the query encoder's vocabulary.
+            what: who encodes the queries, for the message.
 
         Raises:
             ValueError: hash or size differ from the index's, naming both and the index's model.
@@ -457,6 +559,12 @@ class QuantizedIndex:
 
     def quantize_queries(self, queries: sp.csr_matrix) -> sp.csr_matrix:
         """Queries with the index's scale (no bit limit: query weights are never stored), zeros dropped, sorted.
+
+        Args:
+            queries: float query vectors over the index's vocabulary.
+
+        Returns:
+            A CSR matrix of int64 weights with sorted indices.
 
         Raises:
             ValueError: the queries have another number of dimensions than the index's vocabulary.

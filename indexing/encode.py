@@ -39,7 +39,11 @@ __all__ = ["CorpusChanged", "Corpus", "encode_corpus"]
 
 class Corpus:
     """A corpus that can be read again from the start (`make()` opens it anew): what `encode_corpus` needs when
-    --overwrite may have to start over after reading part of it."""
+    --overwrite may have to start over after reading part of it.
+
+    Args:
+        make: a function of no arguments returning a fresh iterable of (doc id, text) pairs.
+    """
 
     def __init__(self, make):
         self.make = make

@@ -16,7 +16,7 @@ log1p(relu(x)) is monotone, max over tokens commutes with it, so we
 - and apply log1p(relu(.)) once per text.
 
 On CUDA the tiles are as large as the GPU's memory allows (one vocabulary tile, all the batch's tokens): one
-matrix product and one segment max per batch instead of hundreds of small kernels. `tests/test_encoder.py`
+matrix product and one segment max per batch instead of hundreds of small kernels. `tests/indexing/test_encoder.py`
 checks the result against `SparseEncoder.encode` itself.
 """
 from __future__ import annotations
@@ -48,7 +48,15 @@ MAX_TEXTS = 512  # rows per batch at most: the pooled [texts, vocabulary] maxima
 
 
 def document_text(title: str | None, text: str) -> str:
-    """How a document with a title is shown to the model (the BEIR convention: title, space, text)."""
+    """How a document with a title is shown to the model (the BEIR convention: title, space, text).
+
+    Args:
+        title: the document's title, or None.
+        text: its body.
+
+    Returns:
+        The text the model encodes.
+    """
     title = (title or "").strip()
     return f"{title} {text}".strip() if title else text
 
@@ -107,13 +115,27 @@ def _is_sparse_encoder_folder(path: Path) -> bool:
 
 
 def vocabulary(tokenizer) -> list[str]:
-    """Token strings in id order; ids without a token (never in BERT vocabularies) get a placeholder."""
+    """Token strings in id order; ids without a token (never in BERT vocabularies) get a placeholder.
+
+    Args:
+        tokenizer: a Hugging Face tokenizer.
+
+    Returns:
+        One string per token id, from 0 to the largest id.
+    """
     by_id = {i: t for t, i in tokenizer.get_vocab().items()}
     return [by_id.get(i, f"[id{i}]") for i in range(max(by_id) + 1)]
 
 
 def vocabulary_hash(vocab: Sequence[str]) -> str:
-    """A short fingerprint of the vocabulary: indexes and queries must agree on it."""
+    """A short fingerprint of the vocabulary: indexes and queries must agree on it.
+
+    Args:
+        vocab: the token strings in id order.
+
+    Returns:
+        16 hex digits of the SHA-256 of the tokens joined by newlines.
+    """
     return hashlib.sha256("\n".join(vocab).encode("utf-8")).hexdigest()[:16]
 
 
@@ -331,7 +353,11 @@ class SpladeEncoder:
             torch.ao.quantization.quantize_dynamic(self.mlm, {nn.Linear}, dtype=torch.qint8, inplace=True)
 
     def describe(self) -> dict:
-        """What an encoded folder records of its encoder (a folder is resumed only with the same)."""
+        """What an encoded folder records of its encoder (a folder is resumed only with the same).
+
+        Returns:
+            {"model", "vocab_size", "vocab_hash", "query_max_length", "doc_max_length", "precision"}.
+        """
         return {
             "model": self.model_path,
             "vocab_size": self.vocab_size,
@@ -344,6 +370,13 @@ class SpladeEncoder:
     def encode_queries(self, texts: Sequence[str], progress: bool = False) -> sp.csr_matrix:
         """Queries at `query_max_length` tokens.
 
+        Args:
+            texts: the query texts.
+            progress: a tqdm bar over the queries.
+
+        Returns:
+            [queries, vocabulary] CSR float32 weights, in input order.
+
         Raises:
             ValueError: an empty query: it would silently match nothing (or everything).
         """
@@ -354,7 +387,15 @@ class SpladeEncoder:
 
     def encode_documents(self, texts: Sequence[str], progress: bool = False) -> sp.csr_matrix:
         """Documents at `doc_max_length` tokens; empty documents exist in real collections (Cranfield has some)
-        and are encoded as the model sees them."""
+        and are encoded as the model sees them.
+
+        Args:
+            texts: the document texts (`document_text` of title and body).
+            progress: a tqdm bar over the documents.
+
+        Returns:
+            [documents, vocabulary] CSR float32 weights, in input order.
+        """
         return self.encode(texts, self.doc_max_length, progress=progress, what="documents")
 
     def encode(self, texts: Sequence[str], max_length: int, progress: bool = False, what: str = "texts",
@@ -411,7 +452,14 @@ class SpladeEncoder:
         return _to_csr(pooled)
 
     def pool(self, features: dict) -> torch.Tensor:
-        """Max-pooled logits [texts, vocabulary] (fp32, before relu and log1p) of a padded, tokenised batch."""
+        """Max-pooled logits [texts, vocabulary] (fp32, before relu and log1p) of a padded, tokenised batch.
+
+        Args:
+            features: the tokenizer's output on the device ("input_ids", "attention_mask", ...).
+
+        Returns:
+            A float32 tensor [texts, vocabulary].
+        """
         mask = features["attention_mask"].bool()
         autocast = (torch.autocast(self.device.type, dtype=self.body_dtype) if self.body_dtype is not None
                     else contextlib.nullcontext())

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from contracts.encoded import open_encoded
+from contracts.encoded import check_encoded_ids, open_encoded
 from contracts.manifest import read_json
 from indexing.base import IndexTooLargeError, SearchableIndex
 from indexing.lucene_index import LuceneImpactIndex, build_lucene_index
@@ -41,6 +41,12 @@ BACKENDS: dict[str, Backend] = {
 def get_backend(name: str) -> Backend:
     """The back end called `name`.
 
+    Args:
+        name: "numba" or "lucene" (a key of BACKENDS).
+
+    Returns:
+        Its builder, loader and description.
+
     Raises:
         ValueError: no back end has that name (the message lists those that exist).
     """
@@ -63,15 +69,27 @@ def build_any_index(encoded: str | Path, output: str | Path, backend: str = "num
         overwrite: replace an index of the same back end already in `output`.
         **options: passed on to that back end's builder (e.g. `threads` for Lucene, `progress`).
 
+    Returns:
+        The built index, loaded.
+
     Raises:
         ValueError: an unknown back end, or what the builder raises for a bad encoded folder.
         FileExistsError: `output` holds something and `overwrite` is off, or it is not an index of that back end.
     """
+    check_encoded_ids(encoded)  # a folder encoded before ids were checked, or edited: hits under the wrong id
     return get_backend(backend).build(encoded, output, bits=bits, scale=scale, overwrite=overwrite, **options)
 
 
 def open_index(path: str | Path, backend: str = "numba", **options) -> SearchableIndex:
-    """Load the `backend` index in `path` (`options` go to its loader, e.g. `mmap=True` for numba).
+    """Load the `backend` index in `path`.
+
+    Args:
+        path: the index folder.
+        backend: a name in BACKENDS.
+        **options: passed on to its loader (e.g. `mmap=True` for numba).
+
+    Returns:
+        The loaded index.
 
     Raises:
         ValueError: an unknown back end, or an index folder that is damaged or of another format.
@@ -85,6 +103,15 @@ def index_is_current(index_dir: str | Path, encoded_dir: str | Path, bits: int =
 
     WHY the modification times: an encoded folder that was deleted and encoded again (another corpus, another
     model saved at the same path) keeps its path and may keep its size; its manifest is then newer than the index's.
+
+    Args:
+        index_dir: the index folder (it may not exist).
+        encoded_dir: the encoded folder it should have been built from.
+        bits: the bits it must have.
+        scale: the scale it must have; None accepts any.
+
+    Returns:
+        True only when the index can be reused as it is.
     """
     index_manifest_path = Path(index_dir) / "manifest.json"
     encoded_manifest_path = Path(encoded_dir) / "manifest.json"
@@ -106,6 +133,16 @@ def index_is_current(index_dir: str | Path, encoded_dir: str | Path, bits: int =
 def reuse_or_build(encoded_dir: str | Path, index_dir: str | Path, backend: str = "numba", bits: int = 8,
                    scale: float | None = None, **options) -> SearchableIndex:
     """The index of `encoded_dir` in `index_dir`: loaded when it is current (`index_is_current`), else (re)built.
+
+    Args:
+        encoded_dir: the encoded folder.
+        index_dir: the index folder.
+        backend: a name in BACKENDS.
+        bits, scale: as for `build_any_index`.
+        **options: passed on to the builder.
+
+    Returns:
+        The index, loaded.
 
     Raises:
         FileExistsError: `index_dir` holds something that is not an index of this back end (never replaced).

@@ -19,6 +19,8 @@ import pkgutil
 import sys
 from collections.abc import Iterator
 
+from tqdm.auto import tqdm
+
 from pipelines import commands
 from pipelines.commands import _flags
 
@@ -107,10 +109,11 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(e, BrokenPipeError):  # `splade ... | head`: the reader left; say nothing more
                 _silence_stdout()
                 return 1
+            _close_progress_bars()
             if isinstance(e, KeyboardInterrupt):
                 print(f"splade {args.command}: {interrupted_message(args.command)}", file=sys.stderr)
                 return INTERRUPTED
-            print(f"splade {args.command}: error: {error_message(e)}", file=sys.stderr)
+            print(f"splade {args.command}: error: {error_message(e, args.command)}", file=sys.stderr)
             return 2
 
 
@@ -130,11 +133,24 @@ def interrupted_message(command: str) -> str:
     return "interrupted; files finished before are kept and nothing is left half-written; run the command again"
 
 
-def error_message(error: BaseException) -> str:
+# What a full disk leaves behind, per command: every file is written atomically and folders are swapped in whole.
+KEPT_ON_FULL_DISK = {
+    "encode": "the shards finished before are kept and nothing half-written is left: free some space (or choose "
+              "another --output) and the same `splade encode` command resumes where it stopped",
+    "index": "an index already in --output is left as it was and no partial index is left: free some space (or "
+             "choose another --output) and run the command again",
+    "train": "the checkpoints saved so far are kept: free some space and run the same command with --resume",
+}
+KEPT_BY_DEFAULT = ("the files finished before are kept and nothing half-written is left: free some space (or choose "
+                   "another --output) and run the command again")
+
+
+def error_message(error: BaseException, command: str | None = None) -> str:
     """One line saying what went wrong and with which path, for the errors a user can act on.
 
     Args:
         error: a ValueError, RuntimeError, KeyError or OSError.
+        command: the command that failed, to say what a full disk left behind.
 
     Returns:
         The message, without the `splade CMD: error:` prefix.
@@ -145,9 +161,8 @@ def error_message(error: BaseException) -> str:
         return str(error)  # the project's own errors (OSError subclasses too) carry their full message
     where = _paths(error)
     if error.errno == errno.ENOSPC:
-        return (f"no space left on the device{' writing ' + where if where else ''}; the files finished before are "
-                f"kept and nothing half-written is left: free some space (or choose another --output) and run the "
-                f"command again")
+        return (f"no space left on the device{' writing ' + where if where else ''}; "
+                f"{KEPT_ON_FULL_DISK.get(command or '', KEPT_BY_DEFAULT)}")
     if isinstance(error, IsADirectoryError):
         return f"{where}: is a folder, where a file is expected (give a file name, e.g. --output {where}/run.trec)"
     if isinstance(error, NotADirectoryError):
@@ -164,6 +179,13 @@ def error_message(error: BaseException) -> str:
 def _paths(error: OSError) -> str:
     paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
     return " -> ".join(paths)
+
+
+def _close_progress_bars() -> None:
+    """End the bars that the error interrupted, so that its message starts a line of its own (tqdm draws on stderr
+    without a newline until a bar is closed)."""
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 def _silence_stdout() -> None:

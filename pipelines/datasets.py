@@ -65,26 +65,48 @@ class Dataset:
         return self._file("qrels.txt")
 
     def corpus(self) -> Iterator[tuple[str, str]]:
-        """(doc id, text shown to the model) in file order; titles are joined to the text."""
+        """(doc id, text shown to the model) in file order; titles are joined to the text.
+
+        Returns:
+            An iterator over the corpus, read as it goes (the corpus is never held in memory).
+        """
         for doc in read_corpus(self.corpus_path):
             yield doc["id"], document_text(doc.get("title"), doc["text"])
 
     def queries(self) -> list[tuple[str, str]]:
-        """(qid, text) pairs in file order."""
+        """(qid, text) pairs in file order.
+
+        Returns:
+            The queries of queries.tsv.
+        """
         return read_queries(self.queries_path)
 
     def count_documents(self) -> int:
-        """Non-blank lines of corpus.jsonl: the total of the encoding's progress bar, without parsing JSON."""
+        """Non-blank lines of corpus.jsonl: the total of the encoding's progress bar, without parsing JSON.
+
+        Returns:
+            The number of documents.
+        """
         with open(self.corpus_path, "rb") as f:
             return sum(1 for line in f if line.strip())
 
     def source(self) -> str:
-        """What identifies the corpus in an encoded folder's manifest: the resolved corpus file."""
+        """What identifies the corpus in an encoded folder's manifest: the resolved corpus file.
+
+        Returns:
+            The absolute path of corpus.jsonl, as text.
+        """
         return str(self.folder.resolve() / "corpus.jsonl")
 
 
 def resolve_dataset(name: str | Path) -> Dataset:
     """The dataset a name means: "demo", a local dataset folder, or an ir_datasets id (exported on first use).
+
+    Args:
+        name: what the user typed (--dataset).
+
+    Returns:
+        The dataset, whose files are exported from ir_datasets only when first read.
 
     Raises:
         ValueError: a path that is not a dataset folder, or an unknown name (the message lists what works).

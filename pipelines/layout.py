@@ -26,12 +26,26 @@ MSMARCO_PASSAGE = "msmarco-passage"
 def slugify(name: str | Path) -> str:
     """A name that is safe as one path component: leading and trailing `.` and `/` dropped, runs of anything
     outside `[A-Za-z0-9._-]` turned into one `-` (`../x/y` -> `x-y`, `.hidden` -> `hidden`, `my.model.` ->
-    `my.model`); never empty, never `.` or `..`."""
+    `my.model`); never empty, never `.` or `..`. The Makefile asks Python for its paths, so this is the one rule.
+
+    Args:
+        name: a model or dataset as the user named it.
+
+    Returns:
+        The path component.
+    """
     return re.sub(r"[^A-Za-z0-9._-]+", "-", str(name).strip("./")).strip("-") or "dataset"
 
 
 def corpus_slug(dataset: str | Path) -> str:
-    """The folder name of the corpus a dataset searches: shared by every MS MARCO passage id, else its own."""
+    """The folder name of the corpus a dataset searches: shared by every MS MARCO passage id, else its own.
+
+    Args:
+        dataset: the dataset as the user named it.
+
+    Returns:
+        "msmarco-passage" for every MS MARCO passage id, else `slugify(dataset)`.
+    """
     text = str(dataset)
     return MSMARCO_PASSAGE if text.startswith(MSMARCO_PASSAGE + "/") else slugify(text)
 
@@ -85,13 +99,29 @@ def output_paths(model: str | Path, dataset: str | Path, backend: str = "numba",
 
 
 def work_dir(model: str | Path, dataset: str | Path, root: str | Path = "outputs") -> Path:
-    """`<root>/<model>/<dataset>`: the demo's encoded/, index/, run.trec and metrics.json."""
+    """`<root>/<model>/<dataset>`: the demo's encoded/, index/, run.trec and metrics.json.
+
+    Args:
+        model, dataset: as the user named them.
+        root: the outputs root.
+
+    Returns:
+        The folder (not created).
+    """
     return Path(root) / slugify(model) / slugify(dataset)
 
 
 def mining_dir(data_dir: str | Path, miner: str) -> Path:
     """`<data_dir>/mining-<miner>`: a training run's encoded corpus and index of its miner (reused by the
-    evaluation of the base model when the miner is that model)."""
+    evaluation of the base model when the miner is that model).
+
+    Args:
+        data_dir: the training run's data folder.
+        miner: the mining model as the user named it.
+
+    Returns:
+        The folder (not created).
+    """
     return Path(data_dir) / f"mining-{slugify(miner)}"
 
 

@@ -22,7 +22,11 @@ CACHE_ENV = "SPLADE_CACHE"
 
 
 def cache_dir() -> Path:
-    """Where fetched models live: $SPLADE_CACHE, else ~/.cache/splade-pipeline."""
+    """Where fetched models live: $SPLADE_CACHE, else ~/.cache/splade-pipeline.
+
+    Returns:
+        The folder (not created).
+    """
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "splade-pipeline")
 
 
@@ -99,6 +103,12 @@ def resolve_model(name: str | Path) -> Path:
 
 def fetch_from_hub(model_id: str) -> Path:
     """The local snapshot of a Hugging Face model (downloaded once into the hub's cache).
+
+    Args:
+        model_id: a Hugging Face model id ("naver/splade-cocondenser-ensembledistil").
+
+    Returns:
+        The snapshot folder.
 
     Raises:
         RuntimeError: it cannot be fetched; the message says how to pass a local folder instead.

@@ -147,7 +147,9 @@ def _folder_rows(config: TrainingConfig, folder: Path, work_dir: Path) -> Path:
         if is_cross_encoder(path):
             return CrossEncoderTeacher(path)
         if config.teacher == config.miner and (mining_dir / "encoded" / "manifest.json").exists():
-            return SpladeTeacher(miner_encoder(), read_encoded(mining_dir / "encoded"))  # reuse the mined vectors
+            # Reuse the mined vectors, read whole: fine here, as a dataset folder's corpus is already held in
+            # memory as text above; MS MARCO (_msmarco_rows) never reads its encoded corpus whole.
+            return SpladeTeacher(miner_encoder(), read_encoded(mining_dir / "encoded"))
         return SpladeTeacher(_splade_encoder(config.teacher, config.effective_max_length))
 
     return prepare_mined_rows(config, work_dir, queries, corpus, qrels, mine, make_teacher)

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from contracts.atomic import write_json, write_text
-from contracts.encoded import read_encoded
+from contracts.encoded import iter_shards
 from contracts.trec import read_qrels, write_run
 from evaluation.flops import SparsityStats, sparsity_stats
 from evaluation.metrics import evaluate
@@ -48,11 +48,19 @@ class QueryResults:
     hits: list[list[tuple[str, float]]]  # per query: (doc id, score), best first
 
     def ranked(self) -> dict[str, list[tuple[str, float]]]:
-        """{qid: [(doc id, score), ...] best first}: what `contracts.trec.write_run` writes."""
+        """{qid: [(doc id, score), ...] best first}: what `contracts.trec.write_run` writes.
+
+        Returns:
+            The hits keyed by query id, in query order.
+        """
         return dict(zip(self.qids, self.hits))
 
     def run(self) -> dict[str, dict[str, float]]:
-        """{qid: {doc id: score}} in rank order: what `evaluation.metrics.evaluate` scores."""
+        """{qid: {doc id: score}} in rank order: what `evaluation.metrics.evaluate` scores.
+
+        Returns:
+            The run as nested dicts.
+        """
         return {qid: dict(hits) for qid, hits in zip(self.qids, self.hits)}
 
 
@@ -84,6 +92,13 @@ class ModelEvaluation:
 def encode_dataset(encoder: SpladeEncoder, dataset: Dataset, encoded_dir: str | Path, shard_size: int = 2000,
                    progress: bool = True) -> dict:
     """Encode the corpus of `dataset` into `encoded_dir`, resuming a folder left incomplete.
+
+    Args:
+        encoder: the document encoder.
+        dataset: the dataset whose corpus.jsonl is encoded.
+        encoded_dir: the encoded folder.
+        shard_size: documents per shard.
+        progress: the encoding's bar and summary line.
 
     Returns:
         The encoded folder's manifest.
@@ -187,21 +202,39 @@ class BruteForceCheck:
 def brute_force_check(result: ModelEvaluation, qrels_path: str | Path) -> BruteForceCheck:
     """Score `result`'s query vectors against its whole encoded corpus with scipy, quantised and not.
 
-    Reads the whole encoded corpus into memory: a check for collections of demo size, not for MS MARCO.
+    Reads the encoded corpus one shard at a time (never whole: an encoded MS MARCO is 9+ GiB of floats); the
+    scoring itself is exhaustive, so a check for collections of demo size rather than for MS MARCO.
+
+    Args:
+        result: what `evaluate_model` returned (its query vectors, encoded folder, scale and bits).
+        qrels_path: the qrels the exhaustive runs are scored with.
 
     Returns:
         The figures of both exhaustive runs (the evaluation's convention) and whether the index matched exactly.
     """
     queries = result.results
-    doc_ids, docs = read_encoded(result.encoded)
-    exact = brute_force_search(queries.vectors, docs, doc_ids, k=result.k, scale=result.scale, bits=result.bits)
-    floats = brute_force_search(queries.vectors, docs, doc_ids, k=result.k)
+    exact, floats = _brute_force_by_shard(queries.vectors, result)
     qrels = read_qrels(qrels_path)
     metrics = {name: evaluate(qrels, {q: dict(h) for q, h in zip(queries.qids, hits)}, result.convention,
                               warn=False).means
                for name, hits in (("brute force, same integers", exact), ("brute force, float weights", floats))}
     identical = len(exact) == len(queries.hits) and all(a == list(b) for a, b in zip(queries.hits, exact))
     return BruteForceCheck(metrics, identical)
+
+
+def _brute_force_by_shard(vectors, result: ModelEvaluation) -> tuple[list, list]:
+    """brute_force_search on the same integers and on the floats, shard by shard: each shard's top-k merged into
+    the best k so far. Shards come in corpus order and Python's sort is stable, so ties stay in document order,
+    as over the whole corpus at once."""
+    exact: list[list] = [[] for _ in range(vectors.shape[0])]
+    floats: list[list] = [[] for _ in range(vectors.shape[0])]
+    for ids, docs in iter_shards(result.encoded):
+        for merged, hits in ((exact, brute_force_search(vectors, docs, ids, k=result.k, scale=result.scale,
+                                                        bits=result.bits)),
+                             (floats, brute_force_search(vectors, docs, ids, k=result.k))):
+            for i, found in enumerate(hits):
+                merged[i] = sorted(merged[i] + found, key=lambda hit: -hit[1])[: result.k]
+    return exact, floats
 
 
 @dataclass(frozen=True)
@@ -323,6 +356,13 @@ def mine_with_bm25(
 
     The Lucene index is built once in `work_dir/bm25-index` and reused; its completion marker is written last, so
     an interrupted build starts again.
+
+    Args:
+        docs: the corpus, (doc id, text) in order.
+        queries: (qid, text) of the queries to mine for.
+        work_dir: where the BM25 index is built and kept.
+        depth: candidates per query.
+        k1, b: BM25's parameters.
 
     Returns:
         {qid: doc ids best first}; positives included.

@@ -84,6 +84,11 @@ def retrieve_to_file(encoder, index: SearchableIndex, queries: Sequence[tuple[st
                      k: int = 1000, tag: str = "splade", progress: bool = True, **search_options) -> dict[str, Ranking]:
     """`retrieve`, then the run written to `output` as a TREC file (atomically; `.gz` compresses).
 
+    Args:
+        encoder, index, queries, k, progress, search_options: as for `retrieve`.
+        output: the run file to write.
+        tag: the run's name in the TREC file's last column.
+
     Returns:
         What `retrieve` returns.
 

@@ -8,11 +8,18 @@ import pytest
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def shared_dataset(name: str) -> Path:
+def _shared_dataset(name: str) -> Path:
     path = SHARED / name
     if not path.exists():
         pytest.skip(f"{path} is missing: the real test collections live in ../shared/data")
     return path
+
+
+@pytest.fixture(scope="session")
+def shared_dataset():
+    """A function from a collection's name to its folder under ../shared/data; skips the test when it is missing
+    (the real collections are not part of the repository)."""
+    return _shared_dataset
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +37,7 @@ def encoder(splade_tiny_path):
 
 
 @pytest.fixture(scope="session")
-def cranfield() :
+def cranfield(shared_dataset):
     from pipelines.datasets import resolve_dataset
 
     return resolve_dataset(shared_dataset("cranfield"))

@@ -2,7 +2,6 @@
 import json
 import shutil
 
-import numpy as np
 import pytest
 
 from contracts.encoded import read_encoded
@@ -10,18 +9,7 @@ from contracts.trec import read_qrels, read_run
 from evaluation.metrics import evaluate
 from indexing.numba_index.index import ImpactIndex
 from retrieval.search import retrieve
-
-
-def brute_force_run(query_vectors, docs, doc_ids, scale, k):
-    """Independent of the project's code: dense numpy, quantised as DESIGN.md says, ties by document order."""
-    d = np.minimum(np.rint(docs.toarray().astype(np.float64) * scale), 255)
-    q = np.rint(query_vectors.toarray().astype(np.float64) * scale)
-    scores = q @ d.T
-    run = {}
-    for i, row in enumerate(scores):
-        order = [j for j in np.lexsort((np.arange(len(row)), -row)) if row[j] > 0][:k]
-        run[i] = [(doc_ids[j], float(row[j])) for j in order]
-    return run
+from tests.reference import ranked
 
 
 def test_index_search_equals_brute_force_and_metrics_agree_with_trec_eval(
@@ -31,7 +19,7 @@ def test_index_search_equals_brute_force_and_metrics_agree_with_trec_eval(
     queries, vectors = cranfield_queries
     run = retrieve(encoder, cranfield_index, queries, k=100, vectors=vectors, progress=False)
     doc_ids, docs = read_encoded(cranfield_encoded)
-    expected = brute_force_run(vectors, docs, doc_ids, cranfield_index.scale, 100)
+    expected = ranked(vectors, docs, doc_ids, 100, scale=cranfield_index.scale, bits=cranfield_index.manifest["bits"])
     for i, (qid, _) in enumerate(queries):
         assert run[qid] == expected[i], f"query {qid}"
 

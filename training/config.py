@@ -131,7 +131,8 @@ class TrainingConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"{source}: unknown field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(known))}")
+            raise ValueError(f"{source}: unknown field(s) {', '.join(unknown)}; "
+                             f"known fields: {', '.join(sorted(known))}")
         return cls(**values)
 
     def replace(self, **overrides) -> TrainingConfig:

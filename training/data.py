@@ -79,8 +79,8 @@ class Phases:
             self.done(name, spent)
 
 
-def finish_rows(config: TrainingConfig, work_dir: Path, records: Iterable[QueryCandidates], scores, queries, passage_text,
-                started: float, phases: Phases | None = None) -> Path:
+def finish_rows(config: TrainingConfig, work_dir: Path, records: Iterable[QueryCandidates], scores, queries,
+                passage_text, started: float, phases: Phases | None = None) -> Path:
     """Select negatives, build the id rows and write the text rows; records the counts in train-rows.json.
 
     Args:
@@ -211,7 +211,9 @@ def prepare_mined_rows(
     mined = _mined_negatives(config, work_dir, selected, mine)
     system = f"mined:{config.miner}"
     records = [QueryCandidates(qid, positives[qid], {system: mined.get(qid, [])}) for qid, _ in selected]
-    scores = _teacher_scores(config, work_dir, records, dict(selected), corpus, make_teacher) if needs_scores(config) else None
+    scores = None
+    if needs_scores(config):
+        scores = _teacher_scores(config, work_dir, records, dict(selected), corpus, make_teacher)
     return finish_rows(config, work_dir, records, scores, dict(selected), corpus.__getitem__, started)
 
 

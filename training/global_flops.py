@@ -9,7 +9,7 @@ are all-reduced and divided by the total number of vectors, so λ means the same
 Gradient: `torch.distributed.nn.functional.all_reduce` is differentiable and its backward all-reduces (sums) the
 gradient, so each process receives P times its own share of ∂L/∂w; DDP then averages the parameter gradients over
 the P processes, and the update equals the single-process gradient of the concatenated batch
-(tests/test_training_flops.py checks value and gradient within 1e-6).
+(tests/training/test_global_flops.py checks value and gradient within 1e-6).
 
 Gradient accumulation: the HF Trainer runs a backward per micro-batch, so this regulariser is the global FLOPS of
 each micro-batch (all processes' micro-batches together), and the Trainer averages the micro-batch losses. The

@@ -47,7 +47,8 @@ def read_hard_negatives(path: str | Path) -> Iterator[QueryCandidates]:
                 )
             except (json.JSONDecodeError, KeyError, TypeError) as e:
                 raise ValueError(
-                    f"{path}, line {lineno}: expected a JSON object with 'qid', 'pos' and 'neg' ({type(e).__name__}: {e})"
+                    f"{path}, line {lineno}: expected a JSON object with 'qid', 'pos' and 'neg' "
+                    f"({type(e).__name__}: {e})"
                 ) from None
 
 

@@ -45,7 +45,8 @@ class SpladeTeacher:
             self._doc_rows = {d: i for i, d in enumerate(ids)}
             self._doc_matrix = matrix
 
-    def score(self, queries: Mapping[str, str], passages: Mapping[str, str], pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+    def score(self, queries: Mapping[str, str], passages: Mapping[str, str],
+              pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """The teacher score of each (qid, pid) pair, in order (float64)."""
         qids = sorted({q for q, _ in pairs})
         q_rows = {q: i for i, q in enumerate(qids)}
@@ -79,7 +80,9 @@ class CrossEncoderTeacher:
         self.model = CrossEncoder(str(model_dir), max_length=max_length)
         self.batch_size = batch_size
 
-    def score(self, queries: Mapping[str, str], passages: Mapping[str, str], pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+    def score(self, queries: Mapping[str, str], passages: Mapping[str, str],
+              pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """The teacher score of each (qid, pid) pair, in order (float64)."""
         texts = [(queries[q], passages[p]) for q, p in pairs]
-        return np.asarray(self.model.predict(texts, batch_size=self.batch_size, show_progress_bar=True), dtype=np.float64)
+        scores = self.model.predict(texts, batch_size=self.batch_size, show_progress_bar=True)
+        return np.asarray(scores, dtype=np.float64)

@@ -137,7 +137,8 @@ class ConstantRegularizerWeights(SpladeRegularizerWeightSchedulerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.loss.query_regularizer_weight = self._current_query_regularizer_weight = self.max_query_regularizer_weight
-        self.loss.document_regularizer_weight = self._current_document_regularizer_weight = self.max_document_regularizer_weight
+        weight = self.max_document_regularizer_weight
+        self.loss.document_regularizer_weight = self._current_document_regularizer_weight = weight
 
     def on_step_begin(self, args, state, control, **kwargs):
         pass

@@ -6,9 +6,9 @@ import shutil
 import time
 from pathlib import Path
 
-from contracts.atomic import write_json
+from contracts.atomic import atomic_folder, write_json
 from contracts.encoded import open_encoded, read_vocab
-from indexing.base import check_bits, check_overwrite, common_manifest, staged_folder, write_folder_files
+from indexing.base import check_bits, check_overwrite, common_manifest, index_of_format, write_folder_files
 from indexing.lucene_index.export import EXPORT_DIR, corpus_scale, export_collection
 from indexing.lucene_index.index import FORMAT, FORMAT_VERSION, LUCENE_DIR, LuceneImpactIndex
 from indexing.lucene_index.java import start_jvm
@@ -21,8 +21,24 @@ def build_lucene_index(encoded_dir: str | Path, index_dir: str | Path, scale: fl
                        progress: bool = True, verbose: bool = False) -> LuceneImpactIndex:
     """Export the encoded corpus and index it with Anserini; the folder appears only once it is complete.
 
-    `scale` None takes the numba index's default for these bits, so the two back ends hold the same integers.
-    `verbose` shows Anserini's own INFO lines (its settings and counters); `progress` only the export's bar.
+    Args:
+        encoded_dir: a complete encoded folder (contracts/encoded.py).
+        index_dir: the index folder; an existing Lucene index there is replaced only with `overwrite`.
+        scale: None takes the numba index's default for these bits, so the two back ends hold the same integers.
+        bits: 8 or 16 bits per impact.
+        overwrite: replace an existing Lucene index at `index_dir`.
+        threads: Anserini's indexing threads (and the export's parts).
+        keep_export: keep the exported JSON documents in the folder (for inspection).
+        progress: the export's progress bar and the closing log line.
+        verbose: Anserini's own INFO lines (its settings and counters).
+
+    Returns:
+        The built index, opened.
+
+    Raises:
+        ValueError: bits other than 8 or 16, or an incomplete encoded folder.
+        FileExistsError: `index_dir` holds something that may not be replaced.
+        RuntimeError: Anserini indexed another number of documents than were exported.
     """
     encoded_dir, index_dir = Path(encoded_dir), Path(index_dir)
     check_bits(bits)
@@ -32,7 +48,8 @@ def build_lucene_index(encoded_dir: str | Path, index_dir: str | Path, scale: fl
     started = time.perf_counter()
     if scale is None:
         scale = corpus_scale(encoded_dir, bits)
-    with staged_folder(index_dir) as work:  # the old index answers until the new one is complete
+    # the old index answers until the new one is complete
+    with atomic_folder(index_dir, overwrite, index_of_format(FORMAT), what="Lucene impact index") as work:
         export = export_collection(encoded_dir, work / EXPORT_DIR, scale, bits, parts=max(1, threads),
                                    progress=progress)
         exported = time.perf_counter()

@@ -40,14 +40,23 @@ FLOAT_EXACT = 2**24  # Lucene scores are float32: integer sums are exact below t
 class LuceneImpactIndex(QuantizedIndex):
     """A Lucene impact index folder built by `indexing.lucene_index.build_lucene_index`, opened for search.
 
-    Implements `indexing.base.SearchableIndex`, so `retrieval.retrieve()` takes it.
+    Implements `indexing.base.SearchableIndex`, so `retrieval.retrieve()` takes it. Open one with `load`.
+
+    Args:
+        path: the index folder.
+        manifest: its manifest (checked by `load`).
+        doc_ids: the external ids in Lucene's internal order.
+        vocab: the model's tokens in id order (their Lucene spelling is `lucene_terms(vocab)`).
+
+    Raises:
+        ValueError: Lucene cannot open the `lucene/` folder (damaged or incomplete).
     """
 
     kind = "Lucene index"
 
     def __init__(self, path: Path, manifest: dict, doc_ids: list[str], vocab: list[str]):
         start_jvm()
-        from jnius import autoclass  # deferred: jnius starts a JVM on import (start_jvm configures it first)
+        from jnius import JavaException, autoclass  # deferred: jnius starts a JVM on import (start_jvm first)
 
         self.path = path
         self.manifest = manifest
@@ -55,7 +64,13 @@ class LuceneImpactIndex(QuantizedIndex):
         self._vocab = vocab
         self.terms = lucene_terms(vocab)
         self._position = {doc_id: i for i, doc_id in enumerate(doc_ids)}
-        self._searcher = autoclass("io.anserini.search.SimpleImpactSearcher")(str(path / LUCENE_DIR))
+        try:
+            self._searcher = autoclass("io.anserini.search.SimpleImpactSearcher")(str(path / LUCENE_DIR))
+        except JavaException as e:  # a damaged or partly copied folder: Lucene's own words, not a Java trace
+            cause = str(e).splitlines()[0].removeprefix("JVM exception occurred: ")
+            raise ValueError(f"{path / LUCENE_DIR}: Lucene cannot open this index ({cause}); it is damaged or "
+                             f"incomplete: rebuild it with `splade index --backend lucene --overwrite` or copy it "
+                             f"again") from None
         self._HashMap = autoclass("java.util.HashMap")
         self._ArrayList = autoclass("java.util.ArrayList")
         self._Integer = autoclass("java.lang.Integer")  # Anserini reads impact-query weights as Integer
@@ -65,6 +80,12 @@ class LuceneImpactIndex(QuantizedIndex):
     @classmethod
     def load(cls, path: str | Path) -> LuceneImpactIndex:
         """Opens a Lucene impact index folder (starting the JVM if needed).
+
+        Args:
+            path: the index folder written by `build_lucene_index`.
+
+        Returns:
+            The opened index.
 
         Raises:
             FileNotFoundError: no folder, manifest, `lucene/` folder, doc_ids.txt or vocab.json there.
@@ -80,11 +101,19 @@ class LuceneImpactIndex(QuantizedIndex):
         return cls(path, manifest, doc_ids, vocab)
 
     def vocab(self) -> list[str]:
-        """The model's tokens in id order."""
+        """The model's tokens in id order.
+
+        Returns:
+            A copy of the tokens (vocab.json, read once when the index was opened).
+        """
         return list(self._vocab)
 
     def size_bytes(self) -> int:
-        """Bytes of the Lucene index itself (what a Lucene-based engine would serve)."""
+        """Bytes of the Lucene index itself (what a Lucene-based engine would serve).
+
+        Returns:
+            The size of the `lucene/` folder in bytes.
+        """
         return directory_size(self.path / LUCENE_DIR)
 
     @property

@@ -7,27 +7,35 @@ postings at a time. The passes:
   1. every shard's weights: the largest weight, for the scale (skipped when `scale` is given); doc ids streamed
      to doc_ids.txt
   2. every shard quantised: each document's sort key (its two heaviest terms), each term's posting count
-  3. every shard quantised again, its rows spilled to bucket files of consecutive slots (the document order is
-     known now), 3 bytes a posting
+  3. every shard quantised again, its rows spilled in slot order to bucket files of consecutive slots (the
+     document order is known now), 3 bytes a posting
   4. each bucket read back and walked in slot order: first the (term, block) entries are counted, then the
-     postings are scattered into the output arrays (the index itself: 2 bytes a posting, 3-6 an entry)
+     postings are sorted by term and written term by term into the output arrays (the index itself: 2 bytes a
+     posting, 3-6 an entry)
+
+The shards are read into reused buffers (_ShardReader) and quantised inside the kernels of each pass, so no
+pass copies a shard or allocates per shard; per-step wall and CPU seconds are logged at DEBUG.
 
 `build_index_from_matrix` is the in-memory builder of one CSR matrix: the reference that the streaming build
-must equal byte for byte (tests/test_index_build.py), and the quick path for matrices already in memory.
+must equal byte for byte (tests/indexing/test_numba_build.py), and the quick path for matrices already in memory.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from contracts.atomic import write_json
-from contracts.encoded import read_vocab, validate_shards
+from contracts.atomic import atomic_folder, write_json
+from contracts.encoded import read_npy_header, read_vocab, validate_shards
+from contracts.manifest import read_json
 from indexing.base import (
     ARRAYS_KEY,
     DOC_IDS_FILE,
@@ -37,7 +45,8 @@ from indexing.base import (
     default_scale,
     describe_arrays,
     directory_size,
-    staged_folder,
+    index_of_format,
+    read_doc_ids,
     write_folder_files,
 )
 from indexing.numba_index import layout
@@ -46,8 +55,12 @@ from indexing.numba_index.kernels import ANCHOR_SHIFT
 
 logger = logging.getLogger(__name__)
 
-BUCKET_BYTES = 256 * 2**20  # postings spilled per bucket: the one part of the corpus in memory at a time
+# Postings spilled per bucket: the one part of the corpus in memory at a time. 64 MiB rather than 256: at 1M
+# documents a fifth less CPU (14.9-15.6 -> 12.8-13.1 s) and 0.47 GiB less peak memory, in one run; the buckets'
+# count (1 per 64 MiB of spill, 53 at 8.8M) costs only file appends.
+BUCKET_BYTES = 64 * 2**20
 SPILL_DIR = "spill"
+WHAT = "numba impact index"  # what atomic_folder's messages call the folder
 _INFO_KEYS = ("model", "vocab_hash", "query_max_length", "doc_max_length")
 
 
@@ -68,7 +81,8 @@ def build_index(encoded_dir: str | Path, index_dir: str | Path, bits: int = 8, s
 
     Raises:
         FileExistsError: `index_dir` holds something that may not be replaced.
-        FileNotFoundError / ValueError: a shard missing, truncated or of another vocabulary (named).
+        FileNotFoundError / ValueError: a shard missing, truncated, damaged (a member's CRC), of another
+            vocabulary, or holding term ids outside it (named).
         OSError: not enough free disk for the index (the figures are given).
     """
     encoded_dir, index_dir = Path(encoded_dir), Path(index_dir)
@@ -91,14 +105,20 @@ def build_index(encoded_dir: str | Path, index_dir: str | Path, bits: int = 8, s
     _check_disk(index_dir, raw_postings * (spill_per_posting + 1 + np.dtype(dtype).itemsize) + num_docs * 16,
                 "the spilled postings and the postings arrays")
     started = time.perf_counter()
-    with staged_folder(index_dir) as work:
+    with atomic_folder(index_dir, overwrite, index_of_format(FORMAT), what=WHAT) as work:
         # vocab.json through the shared writer; doc_ids.txt is rewritten by pass 1, streamed, not listed in memory.
         write_folder_files(work, [], vocab)
-        max_weight = _pass_ids_and_max(shards, work / DOC_IDS_FILE, need_max=scale is None, progress=progress)
+        reader = _ShardReader()
+        with _timed("pass 1 (ids, largest weight)"):
+            max_weight = _pass_ids_and_max(shards, reader, work / DOC_IDS_FILE, need_max=scale is None,
+                                           progress=progress)
         if scale is None:
             scale = default_scale(max_weight, bits)
-        first, second, df = _pass_keys(shards, num_docs, vocab_size, scale, bits, dtype, progress)
-        order = layout.order_from_keys(first, second) if reorder == "top-terms" else np.arange(num_docs, dtype=np.int32)
+        with _timed("pass 2 (sort keys, term counts)"):
+            first, second, df = _pass_keys(shards, reader, num_docs, vocab_size, scale, bits, progress)
+        with _timed("document order"):
+            order = (layout.order_from_keys(first, second) if reorder == "top-terms"
+                     else np.arange(num_docs, dtype=np.int32))
         del first, second
         slot_of_doc = np.empty(num_docs, dtype=np.int32)
         slot_of_doc[order] = np.arange(num_docs, dtype=np.int32)
@@ -106,27 +126,44 @@ def build_index(encoded_dir: str | Path, index_dir: str | Path, bits: int = 8, s
         bucket_slots = max(1, int(bucket_bytes / spill_per_posting / max(1.0, num_postings / num_docs)))
         n_buckets = -(-num_docs // bucket_slots)
         spill = work / SPILL_DIR
-        _pass_spill(shards, slot_of_doc, spill, bucket_slots, n_buckets, scale, bits, dtype, term_dtype, progress)
-        del slot_of_doc
+        with _timed("pass 3 (spill by slot)"):
+            _pass_spill(shards, reader, slot_of_doc, spill, bucket_slots, n_buckets, scale, bits, dtype, term_dtype,
+                        progress)
+        del slot_of_doc, reader
         arrays = _write_layout(work, spill, order, df, num_docs, bucket_slots, n_buckets, block_size, dtype,
                                term_dtype, index_dir, progress)
         shutil.rmtree(spill)
         info = {key: encoded.get(key) for key in _INFO_KEYS}
         info["encoded"] = str(encoded_dir)
-        _write_manifest(work, info, arrays, vocab_size, num_docs, num_postings, scale, bits, block_size, reorder)
-        del arrays
+        with _timed("manifest (checksums)"):
+            _write_manifest(work, info, arrays, vocab_size, num_docs, num_postings, scale, bits, block_size,
+                            reorder)
         size = directory_size(work)
     logger.info("indexed %s documents, %s postings, scale %.3f, %d bits, blocks of %d, %.1f MiB, in %.1f s -> %s",
                 f"{num_docs:,}", f"{num_postings:,}", scale, bits, block_size, size / 2**20,
                 time.perf_counter() - started, index_dir)
-    return ImpactIndex.load(index_dir)
+    # The arrays just written, not read back: ImpactIndex.load's checks are for folders that come from disk, and
+    # reading the index back (with its checks' temporaries) doubled the peak memory of an MS MARCO-sized build.
+    return ImpactIndex(path=index_dir, manifest=read_json(index_dir / "manifest.json", what="index manifest"),
+                       doc_ids=read_doc_ids(index_dir, num_docs), **{name: arrays[name] for name in ARRAYS})
 
 
 def build_index_from_matrix(corpus: sp.csr_matrix, ids: list[str], index_dir: str | Path, vocab: list[str] | None,
                             info: dict, bits: int = 8, scale: float | None = None, overwrite: bool = False,
                             progress: bool = True, block_size: int = DEFAULT_BLOCK_SIZE,
                             reorder: str = "top-terms") -> ImpactIndex:
-    """The index of an in-memory CSR corpus (rows = documents); `info` gives model, vocab_hash, max lengths, encoded.
+    """The index of an in-memory CSR corpus: the reference the streaming `build_index` must equal byte for byte.
+
+    Args:
+        corpus: [num_docs, vocab] float weights, rows = documents.
+        ids: the external document ids, one per row.
+        index_dir: the index folder; an existing index there is replaced only with `overwrite`.
+        vocab: the model's tokens in id order, or None (no vocab.json).
+        info: the manifest's "model", "vocab_hash", "query_max_length", "doc_max_length", "encoded".
+        bits, scale, overwrite, progress, block_size, reorder: as for `build_index`.
+
+    Returns:
+        The built index, read into memory.
 
     Raises:
         ValueError: bits, block size or reordering unknown, or ids and rows of different numbers.
@@ -151,7 +188,7 @@ def build_index_from_matrix(corpus: sp.csr_matrix, ids: list[str], index_dir: st
     arrays["doc_order"] = order
     arrays["term_max"] = _term_max(arrays["offsets"], arrays["impacts"])
     num_postings = int(arrays["impacts"].shape[0])
-    with staged_folder(index_dir) as work:
+    with atomic_folder(index_dir, overwrite, index_of_format(FORMAT), what=WHAT) as work:
         for name, array in arrays.items():
             np.save(work / f"{name}.npy", array)  # plain writes: the whole folder is swapped in when complete
         write_folder_files(work, ids, vocab)
@@ -166,34 +203,100 @@ def build_index_from_matrix(corpus: sp.csr_matrix, ids: list[str], index_dir: st
 # ---------------------------------------------------------------------------------------------------- passes
 
 
+@contextlib.contextmanager
+def _timed(step: str):
+    """Logs a step's wall and CPU seconds at DEBUG; the record's `timing` (step, wall, CPU) is what
+    benchmarks/scale.py tabulates per pass."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    logger.debug("index %s: %.1f s, %.1f s CPU", step, wall, cpu, extra={"timing": (step, wall, cpu)})
+
+
 def _bar(total: int, desc: str, progress: bool) -> tqdm:
     return tqdm(total=total, desc=desc, unit="doc", disable=not progress, unit_scale=True)
 
 
-def _pass_ids_and_max(shards: list[dict], doc_ids_path: Path, need_max: bool, progress: bool) -> float:
+class _ShardReader:
+    """Shard members read straight into buffers reused from shard to shard (and pass to pass).
+
+    WHY not np.load: it reads a member through zipfile (a copy per chunk and a CRC per read) into fresh memory
+    each time, and the build reads every shard three times; at 1M documents that was a fifth of the build. The
+    shards are np.savez archives (contracts.encoded.save_shard), whose members are stored, not compressed, so
+    each is a plain .npy at a known offset of the file. Each member's CRC is still checked, the first time the
+    build reads it; a compressed member (another writer) is read with numpy.
+    """
+
+    def __init__(self):
+        self._buffers: dict[tuple[str, str], np.ndarray] = {}
+        self._checked: set[tuple[Path, str]] = set()
+
+    def read(self, path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """{name: array} of one shard; the arrays are views of the reader's buffers, valid until its next read.
+
+        Raises:
+            ValueError: a member that does not match its CRC or ends early (the shard named).
+        """
+        out = {}
+        with zipfile.ZipFile(path) as archive, open(path, "rb") as f:
+            for name in names:
+                info = archive.getinfo(f"{name}.npy")
+                if info.compress_type != zipfile.ZIP_STORED:
+                    with archive.open(info) as member:
+                        out[name] = np.lib.format.read_array(member)
+                    continue
+                f.seek(info.header_offset)
+                local = f.read(30)  # the local file header: fixed part, then the name and an extra field
+                member_start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + \
+                    int.from_bytes(local[28:30], "little")
+                f.seek(member_start)
+                shape, dtype = read_npy_header(f)
+                header_end = f.tell()
+                count = int(np.prod(shape)) if shape else 1
+                array = self._buffer(name, dtype, count)
+                got = f.readinto(memoryview(array).cast("B")) if array.nbytes else 0
+                if got != array.nbytes:
+                    raise ValueError(f"{path}: member {name}.npy ends after {got} of {array.nbytes} bytes")
+                if (path, name) not in self._checked:
+                    f.seek(member_start)
+                    crc = zlib.crc32(memoryview(array).cast("B"), zlib.crc32(f.read(header_end - member_start)))
+                    if crc != info.CRC:
+                        raise ValueError(f"{path}: member {name}.npy does not match its CRC (the file is damaged); "
+                                         f"re-encode this shard")
+                    self._checked.add((path, name))
+                out[name] = array.reshape(shape)
+        return out
+
+    def _buffer(self, name: str, dtype: np.dtype, count: int) -> np.ndarray:
+        key = (name, dtype.str)
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.shape[0] < count:
+            buffer = self._buffers[key] = np.empty(max(count, 1), dtype=dtype)
+        return buffer[:count]
+
+
+def _pass_ids_and_max(shards: list[dict], reader: _ShardReader, doc_ids_path: Path, need_max: bool,
+                      progress: bool) -> float:
     """Pass 1: doc ids appended to doc_ids.txt shard by shard; the largest weight when the scale is not given."""
     max_weight = 0.0
     bar = _bar(sum(s["num_docs"] for s in shards), "index pass 1/4: ids, largest weight", progress)
     with open(doc_ids_path, "w", encoding="utf-8") as out, bar:
         for shard in shards:
-            with np.load(shard["path"]) as z:  # reads only the members asked for
-                out.write("".join(f"{i}\n" for i in z["ids"].tolist()))
-                if need_max:
-                    data = z["data"]
-                    if data.size:
-                        max_weight = max(max_weight, float(data.max()))
+            z = reader.read(shard["path"], ("ids", "data") if need_max else ("ids",))
+            out.write("".join(f"{i}\n" for i in z["ids"].tolist()))
+            if need_max and z["data"].size:
+                max_weight = max(max_weight, float(z["data"].max()))
             bar.update(shard["num_docs"])
     return max_weight
 
 
-def _quantised_shard(shard: dict, scale: float, bits: int, dtype) -> sp.csr_matrix:
-    with np.load(shard["path"]) as z:
-        matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(int(x) for x in z["shape"]))
-    matrix.sort_indices()
-    return layout.quantize_rows(matrix, scale, bits, dtype)
+def _shard_csr(shard: dict, reader: _ShardReader) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr int64, indices, data) of one shard, as its kernels read them."""
+    z = reader.read(shard["path"], ("indptr", "indices", "data"))
+    return z["indptr"].astype(np.int64, copy=False), z["indices"], z["data"]
 
 
-def _pass_keys(shards, num_docs, vocab_size, scale, bits, dtype, progress):
+def _pass_keys(shards, reader, num_docs, vocab_size, scale, bits, progress):
     """Pass 2: each document's "top-terms" key and each term's number of postings, after quantisation."""
     first = np.empty(num_docs, dtype=np.int32)
     second = np.empty(num_docs, dtype=np.int32)
@@ -201,13 +304,25 @@ def _pass_keys(shards, num_docs, vocab_size, scale, bits, dtype, progress):
     start = 0
     with _bar(num_docs, "index pass 2/4: sort keys, term counts", progress) as bar:
         for shard in shards:
-            q = _quantised_shard(shard, scale, bits, dtype)
-            f, s = layout.top_two_terms(q)
-            first[start : start + q.shape[0]] = f
-            second[start : start + q.shape[0]] = s
-            df += np.bincount(q.indices, minlength=vocab_size)
-            start += q.shape[0]
-            bar.update(q.shape[0])
+            indptr, indices, data = _shard_csr(shard, reader)
+            rows = slice(start, start + shard["num_docs"])
+            answer = layout.shard_keys(indptr, indices, data, float(scale), float(2**bits - 1), vocab_size,
+                                       first[rows], second[rows], df)
+            if answer == layout.KEYS_UNSORTED:  # term ids out of order in some row: sorted as the reference does
+                matrix = sp.csr_matrix((data.copy(), indices.copy(), indptr), shape=(shard["num_docs"], vocab_size))
+                matrix.sort_indices()
+                answer = layout.shard_keys(matrix.indptr.astype(np.int64), matrix.indices, matrix.data,
+                                           float(scale), float(2**bits - 1), vocab_size, first[rows], second[rows],
+                                           df)
+                shard["sort"] = True  # pass 3 sorts it again
+            if answer == layout.KEYS_BAD_TERM:
+                raise ValueError(f"{shard['path']}: term ids from {int(indices.min())} to {int(indices.max())}, "
+                                 f"the vocabulary has {vocab_size} terms; re-encode this shard")
+            if answer == layout.KEYS_BAD_ROWS:
+                raise ValueError(f"{shard['path']}: its row pointers descend or pass the end of its "
+                                 f"{indices.shape[0]} postings; re-encode this shard")
+            start += shard["num_docs"]
+            bar.update(shard["num_docs"])
     return first, second, df
 
 
@@ -215,26 +330,41 @@ def _spill_files(spill: Path, b: int) -> tuple[Path, Path, Path]:
     return spill / f"rows-{b:05d}.bin", spill / f"terms-{b:05d}.bin", spill / f"impacts-{b:05d}.bin"
 
 
-def _pass_spill(shards, slot_of_doc, spill, bucket_slots, n_buckets, scale, bits, dtype, term_dtype, progress):
-    """Pass 3: every quantised row appended to the bucket of its slot (slot, length; terms; impacts)."""
+def _pass_spill(shards, reader, slot_of_doc, spill, bucket_slots, n_buckets, scale, bits, dtype, term_dtype,
+                progress):
+    """Pass 3: every quantised row appended to the bucket of its slot (slot, length; terms; impacts), each shard's
+    rows in slot order (pass 4 then reads each bucket in a few sequential runs, not row by row at random)."""
     spill.mkdir()
     for b in range(n_buckets):
         for path in _spill_files(spill, b):
             path.touch()
+    most_rows = max(s["num_docs"] for s in shards)
+    most_postings = max(s["nnz"] for s in shards)
+    rows = np.empty((most_rows, 2), dtype=np.int32)
+    terms = np.empty(most_postings, dtype=term_dtype)
+    impacts = np.empty(most_postings, dtype=dtype)
+    bounds = np.empty((n_buckets + 1, 2), dtype=np.int64)
     start = 0
     with _bar(slot_of_doc.shape[0], "index pass 3/4: spill by slot", progress) as bar:
         for shard in shards:
-            q = _quantised_shard(shard, scale, bits, dtype)
-            rows, terms, impacts, row_bounds, post_bounds = layout.bucket_rows(
-                q, slot_of_doc[start : start + q.shape[0]], bucket_slots, n_buckets, term_dtype)
-            for b in np.flatnonzero(np.diff(row_bounds)):
-                for path, part in zip(_spill_files(spill, b), (rows[row_bounds[b] : row_bounds[b + 1]],
-                                                               terms[post_bounds[b] : post_bounds[b + 1]],
-                                                               impacts[post_bounds[b] : post_bounds[b + 1]])):
+            indptr, indices, data = _shard_csr(shard, reader)
+            if shard.get("sort"):
+                matrix = sp.csr_matrix((data.copy(), indices.copy(), indptr), shape=(shard["num_docs"], 1 + int(
+                    indices.max(initial=0))))
+                matrix.sort_indices()
+                indptr, indices, data = matrix.indptr.astype(np.int64), matrix.indices, matrix.data
+            n = shard["num_docs"]
+            doc_slots = slot_of_doc[start : start + n]
+            by_slot = np.argsort(doc_slots, kind="stable")
+            layout.spill_shard(indptr, indices, data, float(scale), float(2**bits - 1), by_slot, doc_slots,
+                               bucket_slots, rows, terms, impacts, bounds)
+            for b in np.flatnonzero(np.diff(bounds[:, 0])):
+                (r0, p0), (r1, p1) = bounds[b], bounds[b + 1]
+                for path, part in zip(_spill_files(spill, b), (rows[r0:r1], terms[p0:p1], impacts[p0:p1])):
                     with open(path, "ab") as f:
                         part.tofile(f)
-            start += q.shape[0]
-            bar.update(q.shape[0])
+            start += n
+            bar.update(n)
 
 
 def _read_bucket(spill: Path, b: int, term_dtype, dtype, with_impacts: bool):
@@ -247,14 +377,19 @@ def _read_bucket(spill: Path, b: int, term_dtype, dtype, with_impacts: bool):
 
 def _write_layout(work, spill, order, df, num_docs, bucket_slots, n_buckets, block_size, dtype, term_dtype,
                   index_dir, progress) -> dict[str, np.ndarray]:
-    """Pass 4: entries counted bucket by bucket, then the postings scattered into memory-mapped arrays."""
+    """Pass 4: entries counted bucket by bucket, then the postings of each bucket placed in the output arrays."""
     vocab_size = df.shape[0]
     last_block = np.full(vocab_size, -1, dtype=np.int64)
     entries = np.zeros(vocab_size, dtype=np.int64)
-    for b in tqdm(range(n_buckets), desc="index pass 4/4: count blocks", unit="bucket", disable=not progress):
-        rows, terms, _ = _read_bucket(spill, b, term_dtype, dtype, with_impacts=False)
-        row_of_slot, row_start = layout.slot_walk(rows, b * bucket_slots)
-        layout.count_entries(b * bucket_slots, row_of_slot, row_start, rows, terms, block_size, last_block, entries)
+    largest_bucket = 0
+    with _timed("pass 4a (count blocks)"):
+        for b in tqdm(range(n_buckets), desc="index pass 4/4: count blocks", unit="bucket", disable=not progress):
+            rows, terms, _ = _read_bucket(spill, b, term_dtype, dtype, with_impacts=False)
+            row_of_slot, row_start = layout.slot_walk(rows, b * bucket_slots)
+            layout.count_entries(b * bucket_slots, row_of_slot, row_start, rows, terms, block_size, last_block,
+                                 entries)
+            largest_bucket = max(largest_bucket, terms.shape[0])
+            del rows, terms, row_of_slot, row_start  # one bucket in memory at a time
     offsets = np.zeros(vocab_size + 1, dtype=np.int64)
     np.cumsum(df, out=offsets[1:])
     bm_offsets = np.zeros(vocab_size + 1, dtype=np.int64)
@@ -269,23 +404,28 @@ def _write_layout(work, spill, order, df, num_docs, bucket_slots, n_buckets, blo
     # memory-mapped output files: the scatter writes to ~30k places at once, and the kernel's write-back of such
     # scattered dirty pages made the scatter 20x slower than the same loop into memory.
     out = {name: np.empty(n, dtype=t) for name, (t, n) in sizes.items()}
+    sort_buffer = np.empty(largest_bucket, dtype=layout.fill_key_dtype(bucket_slots, 8 * np.dtype(dtype).itemsize))
     post_fill = offsets[:-1].copy()
     entry_fill = bm_offsets[:-1].copy()
     last_block[:] = -1
     term_max = np.zeros(vocab_size, dtype=dtype)
-    for b in tqdm(range(n_buckets), desc="index pass 4/4: scatter postings", unit="bucket", disable=not progress):
-        rows, terms, impacts = _read_bucket(spill, b, term_dtype, dtype, with_impacts=True)
-        row_of_slot, row_start = layout.slot_walk(rows, b * bucket_slots)
-        layout.fill_bucket(b * bucket_slots, row_of_slot, row_start, rows, terms, impacts, block_size, post_fill,
-                           entry_fill, last_block, term_max, out["bm_blocks"], out["bm_max"], out["bm_counts"],
-                           out["bm_anchors"], out["slots"], out["impacts"])
-        for path in _spill_files(spill, b):
-            path.unlink()  # disk back as the scatter proceeds
+    with _timed("pass 4b (scatter postings)"):
+        for b in tqdm(range(n_buckets), desc="index pass 4/4: scatter postings", unit="bucket",
+                      disable=not progress):
+            rows, terms, impacts = _read_bucket(spill, b, term_dtype, dtype, with_impacts=True)
+            row_of_slot, row_start = layout.slot_walk(rows, b * bucket_slots)
+            layout.fill_bucket(b * bucket_slots, row_of_slot, row_start, rows, terms, impacts, block_size, post_fill,
+                               entry_fill, last_block, term_max, out, sort_buffer[: terms.shape[0]])
+            for path in _spill_files(spill, b):
+                path.unlink()  # disk back as the scatter proceeds
+            del rows, terms, impacts, row_of_slot, row_start
+    del sort_buffer
     if num_entries % (1 << ANCHOR_SHIFT) == 0:
         out["bm_anchors"][num_entries >> ANCHOR_SHIFT] = num_postings  # block_layout's final start, when on an anchor
     arrays = {**out, "offsets": offsets, "term_max": term_max, "doc_order": order, "bm_offsets": bm_offsets}
-    for name, array in arrays.items():
-        np.save(work / f"{name}.npy", array)
+    with _timed("arrays written"):
+        for name, array in arrays.items():
+            np.save(work / f"{name}.npy", array)
     return arrays
 
 

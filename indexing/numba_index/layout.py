@@ -62,8 +62,13 @@ def top_two_terms(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
 
 def order_from_keys(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """Internal document numbers sorted by (first, second, number): the "top-terms" order (int32)."""
-    # Primary key last in np.lexsort; the document number keeps the order stable and deterministic.
-    return np.lexsort((np.arange(first.shape[0]), second, first)).astype(np.int32)
+    # One int64 key (first, second) in a stable sort: the same order as np.lexsort over (number, second, first),
+    # in 0.4x its time (2.2 against 5.4 s at 8.8M documents).
+    width = int(max(first.max(initial=-1), second.max(initial=-1))) + 2
+    if width * width >= 2**62:
+        return np.lexsort((np.arange(first.shape[0]), second, first)).astype(np.int32)
+    key = (first.astype(np.int64) + 1) * width + (second.astype(np.int64) + 1)
+    return np.argsort(key, kind="stable").astype(np.int32)
 
 
 @nb.njit(cache=True)
@@ -178,45 +183,82 @@ def _fill(indptr, indices, data, order, block_size, offsets, bm_offsets, bm_bloc
 # postings are first spilled into "buckets" of consecutive slots (pass 3), then each bucket is read back and
 # walked in slot order (pass 4), with the per-term fill pointers carried from one bucket to the next. Walking the
 # slots in the same order as _count / _fill, with the same loop bodies, is what makes the arrays identical.
+# Each kernel quantises as _quantize does (the float weights are read, never a quantised copy of the shard).
 
-
-def bucket_rows(matrix: sp.csr_matrix, doc_slots: np.ndarray, bucket_slots: int, n_buckets: int, term_dtype):
-    """One shard's quantised rows regrouped by bucket (slot // bucket_slots), for appending to the bucket files.
-
-    Returns (slots_and_lengths int32 [rows, 2], terms, impacts, row_bounds [n_buckets + 1], posting_bounds
-    [n_buckets + 1]): the rows of bucket b are row_bounds[b]:row_bounds[b + 1], their postings likewise.
-    """
-    indptr = np.asarray(matrix.indptr, dtype=np.int64)
-    bucket = (doc_slots // bucket_slots).astype(np.int64)
-    lengths = np.diff(indptr)
-    row_bounds = np.zeros(n_buckets + 1, dtype=np.int64)
-    np.cumsum(np.bincount(bucket, minlength=n_buckets), out=row_bounds[1:])
-    posting_bounds = np.zeros(n_buckets + 1, dtype=np.int64)
-    np.cumsum(np.bincount(bucket, weights=lengths, minlength=n_buckets).astype(np.int64), out=posting_bounds[1:])
-    rows = np.empty((matrix.shape[0], 2), dtype=np.int32)
-    terms = np.empty(matrix.nnz, dtype=term_dtype)
-    impacts = np.empty(matrix.nnz, dtype=matrix.data.dtype)
-    _bucket_rows(indptr, matrix.indices, matrix.data, doc_slots, bucket, row_bounds, posting_bounds, rows, terms,
-                 impacts)
-    return rows, terms, impacts, row_bounds, posting_bounds
+KEYS_OK, KEYS_UNSORTED, KEYS_BAD_TERM, KEYS_BAD_ROWS = 0, 1, 2, 3  # shard_keys' answers
 
 
 @nb.njit(cache=True)
-def _bucket_rows(indptr, indices, data, doc_slots, bucket, row_bounds, posting_bounds, rows, terms, impacts):
-    row_fill = row_bounds[:-1].copy()
-    post_fill = posting_bounds[:-1].copy()
-    for d in range(indptr.shape[0] - 1):
-        b = bucket[d]
-        r = row_fill[b]
-        row_fill[b] += 1
-        rows[r, 0] = doc_slots[d]
-        rows[r, 1] = indptr[d + 1] - indptr[d]
-        q = post_fill[b]
+def shard_keys(indptr, indices, data, scale, top, vocab_size, first, second, df):
+    """Pass 2 over one shard: _quantize, then _top_two_terms' key of each row and each term's posting count.
+
+    The shard is checked first, as the kernels index by it unchecked: KEYS_BAD_ROWS (row pointers that descend
+    or pass the end), KEYS_BAD_TERM (a term id outside [0, vocab_size)), KEYS_UNSORTED (a row whose term ids
+    descend: the caller sorts the shard, as the in-memory builder does, and asks again); nothing is counted then.
+    """
+    n = indptr.shape[0] - 1
+    for d in range(n):
+        if indptr[d] < 0 or indptr[d + 1] < indptr[d] or indptr[d + 1] > indices.shape[0]:
+            return KEYS_BAD_ROWS
+    for d in range(n):
         for p in range(indptr[d], indptr[d + 1]):
-            terms[q] = indices[p]
-            impacts[q] = data[p]
-            q += 1
-        post_fill[b] = q
+            t = indices[p]
+            if t < 0 or t >= vocab_size:
+                return KEYS_BAD_TERM
+            if p > indptr[d] and t < indices[p - 1]:
+                return KEYS_UNSORTED
+    for d in range(n):
+        w1 = -1.0
+        w2 = -1.0
+        f = -1
+        s = -1
+        for p in range(indptr[d], indptr[d + 1]):
+            v = min(max(np.rint(np.float64(data[p]) * scale), 0.0), top)
+            if v > 0:
+                t = indices[p]
+                df[t] += 1
+                if v > w1:
+                    w2, s = w1, f
+                    w1, f = v, t
+                elif v > w2:
+                    w2, s = v, t
+        first[d] = f
+        second[d] = s
+    return KEYS_OK
+
+
+@nb.njit(cache=True)
+def spill_shard(indptr, indices, data, scale, top, by_slot, doc_slots, bucket_slots, rows, terms, impacts, bounds):
+    """Pass 3 over one shard: its rows quantised and written in slot order (`by_slot`: the shard's rows sorted by
+    slot), so that each bucket's rows are one contiguous, slot-sorted run.
+
+    Fills rows ([slot, kept postings] per row), terms and impacts; bounds[b] = (first row, first posting) of
+    bucket b's run (b < n_buckets + 1; empty runs included). Returns the number of postings kept.
+    """
+    q = 0
+    b = 0
+    bounds[0, 0] = 0
+    bounds[0, 1] = 0
+    for r in range(by_slot.shape[0]):
+        d = by_slot[r]
+        slot = doc_slots[d]
+        while slot // bucket_slots >= b + 1:
+            b += 1
+            bounds[b, 0] = r
+            bounds[b, 1] = q
+        start = q
+        for p in range(indptr[d], indptr[d + 1]):
+            v = min(max(np.rint(np.float64(data[p]) * scale), 0.0), top)
+            if v > 0:
+                terms[q] = indices[p]
+                impacts[q] = v
+                q += 1
+        rows[r, 0] = slot
+        rows[r, 1] = q - start
+    for c in range(b + 1, bounds.shape[0]):
+        bounds[c, 0] = by_slot.shape[0]
+        bounds[c, 1] = q
+    return q
 
 
 def slot_walk(rows: np.ndarray, first_slot: int) -> tuple[np.ndarray, np.ndarray]:
@@ -241,34 +283,83 @@ def count_entries(first_slot, row_of_slot, row_start, rows, terms, block_size, l
                 entries[t] += 1
 
 
+def fill_key_dtype(bucket_slots: int, impact_bits: int):
+    """The dtype of fill_bucket's sort buffer, (slot in bucket << impact_bits) | impact: 4 bytes while it fits."""
+    return np.uint32 if bucket_slots << impact_bits <= 2**32 else np.uint64
+
+
 @nb.njit(cache=True)
-def fill_bucket(first_slot, row_of_slot, row_start, rows, terms, impacts, block_size, post_fill, entry_fill,
-                last_block, term_max, bm_blocks, bm_max, bm_counts, bm_anchors, out_slots, out_impacts):
-    """_fill over one bucket, writing counts and anchors directly (no per-entry start array: 8 bytes an entry)."""
+def _sort_bucket(row_of_slot, row_start, rows, terms, impacts, shift, start, buf):
+    """The bucket's postings grouped by term, in slot order within a term (a stable counting sort), each packed as
+    (slot in bucket << shift) | impact; start[t]:start[t + 1] is term t's run."""
+    start[:] = 0
+    for p in range(terms.shape[0]):
+        start[terms[p] + 1] += 1
+    for t in range(start.shape[0] - 1):
+        start[t + 1] += start[t]
+    fill = start[:-1].copy()
     for j in range(row_of_slot.shape[0]):
         r = row_of_slot[j]
-        slot = first_slot + j
-        blk = slot // block_size
+        key = j << shift
         for p in range(row_start[r], row_start[r] + rows[r, 1]):
             t = terms[p]
-            v = impacts[p]
-            q = post_fill[t]
-            if last_block[t] != blk:
-                last_block[t] = blk
-                e = entry_fill[t]
-                entry_fill[t] += 1
+            buf[fill[t]] = key | np.int64(impacts[p])
+            fill[t] += 1
+
+
+@nb.njit(cache=True)
+def _emit_bucket(first_slot, start, buf, shift, block_size, post_fill, entry_fill, last_block, term_max, bm_blocks,
+                 bm_max, bm_counts, bm_anchors, out_slots, out_impacts):
+    """_fill's loop body, term by term: each term's postings of the bucket go to consecutive places."""
+    mask = (np.int64(1) << shift) - 1
+    for t in range(start.shape[0] - 1):
+        if start[t] == start[t + 1]:
+            continue
+        q = post_fill[t]
+        e = entry_fill[t] - 1
+        last = last_block[t]
+        top = term_max[t]
+        for i in range(start[t], start[t + 1]):
+            x = np.int64(buf[i])
+            slot = first_slot + (x >> shift)
+            v = x & mask
+            blk = slot // block_size
+            if last != blk:
+                last = blk
+                e += 1
                 bm_blocks[e] = blk
                 bm_max[e] = v
                 bm_counts[e] = 0
                 if (e & ((1 << ANCHOR_SHIFT) - 1)) == 0:
                     bm_anchors[e >> ANCHOR_SHIFT] = q
             else:
-                e = entry_fill[t] - 1
                 if v > bm_max[e]:
                     bm_max[e] = v
                 bm_counts[e] += 1
-            if v > term_max[t]:
-                term_max[t] = v
+            if v > top:
+                top = v
             out_slots[q] = slot - blk * block_size
             out_impacts[q] = v
-            post_fill[t] = q + 1
+            q += 1
+        post_fill[t] = q
+        entry_fill[t] = e + 1
+        last_block[t] = last
+        term_max[t] = top
+
+
+def fill_bucket(first_slot, row_of_slot, row_start, rows, terms, impacts, block_size, post_fill, entry_fill,
+                last_block, term_max, out, buf):
+    """_fill over one bucket, writing counts and anchors directly (no per-entry start array: 8 bytes an entry).
+
+    WHY sort first: walking the slots and writing each posting at its term's place writes to ~30k places at
+    once (five arrays each), and those scattered writes were 2x the time of a counting sort into one packed
+    buffer followed by a term-by-term pass whose writes are all sequential. `buf`: fill_key_dtype, one per
+    posting of the bucket at least.
+    """
+    if buf.shape[0] < terms.shape[0]:  # the kernels write unchecked
+        raise ValueError(f"a sort buffer of {buf.shape[0]} keys for a bucket of {terms.shape[0]} postings")
+    shift = 8 * out["impacts"].dtype.itemsize
+    start = np.empty(post_fill.shape[0] + 1, dtype=np.int64)
+    _sort_bucket(row_of_slot, row_start, rows, terms, impacts, shift, start, buf)
+    _emit_bucket(first_slot, start, buf, shift, block_size, post_fill, entry_fill, last_block, term_max,
+                 out["bm_blocks"], out["bm_max"], out["bm_counts"], out["bm_anchors"], out["slots"], out["impacts"])

@@ -13,7 +13,17 @@ __all__ = ["alpha", "folder_output", "positive_int", "run_output"]
 
 
 def positive_int(text: str) -> int:
-    """argparse type: a whole number of 1 or more (`--k`, `--depth`)."""
+    """argparse type: a whole number of 1 or more (`--k`, `--depth`).
+
+    Args:
+        text: the value as typed.
+
+    Returns:
+        The number.
+
+    Raises:
+        argparse.ArgumentTypeError: not a whole number, or below 1 (argparse names the flag).
+    """
     try:
         value = int(text)
     except ValueError:
@@ -24,7 +34,17 @@ def positive_int(text: str) -> int:
 
 
 def alpha(text: str) -> float:
-    """argparse type: a number in (0, 1], the numba index's pruning factor (1 = exact)."""
+    """argparse type: a number in (0, 1], the numba index's pruning factor (1 = exact).
+
+    Args:
+        text: the value as typed.
+
+    Returns:
+        The number.
+
+    Raises:
+        argparse.ArgumentTypeError: not a number, or outside (0, 1] (nan included).
+    """
     try:
         value = float(text)
     except ValueError:
@@ -45,6 +65,12 @@ def _check_parents(path: Path, what: str) -> None:
 def run_output(path: str | Path) -> Path:
     """The path of a run file to write: refused when it is a folder or lies under a file.
 
+    Args:
+        path: the run file named by --output.
+
+    Returns:
+        The run file's path.
+
     Raises:
         ValueError: naming the path and what was expected.
     """
@@ -57,6 +83,12 @@ def run_output(path: str | Path) -> Path:
 
 def folder_output(path: str | Path) -> Path:
     """The path of an output folder: refused when it is a file or lies under a file.
+
+    Args:
+        path: the folder named by --output.
+
+    Returns:
+        The folder's path (not created).
 
     Raises:
         ValueError: naming the path and what was expected.

@@ -1,8 +1,8 @@
 """`splade reproduce`: run the commands of the reproduction file and check their figures (Pyserini's 2CR style).
 
 The file (pipelines/reproduction/trec-dl.yaml) lists each figure this project reproduces with the command that makes
-it and the value expected; this runner, tests/test_reproduction.py and the README's reproduction table all read it,
-so a figure is written down once.
+it and the value expected; this runner, tests/pipelines/test_reproduction.py and the README's reproduction table
+all read it, so a figure is written down once.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from indexing.encode import Corpus, encode_corpus
 from indexing.encoder import SpladeEncoder
 from pipelines.backends import build_any_index, open_index
 from pipelines.commands import _flags
-from pipelines.commands._checks import alpha, positive_int, run_output
+from pipelines.commands._checks import alpha, folder_output, positive_int, run_output
 from pipelines.datasets import resolve_dataset
 from pipelines.models import resolve_model
 from retrieval.search import retrieve_to_file
@@ -112,6 +112,7 @@ def worker(args: argparse.Namespace, environ=os.environ) -> tuple[int, int, str 
 
 
 def encode_command(args: argparse.Namespace) -> int:
+    folder_output(args.output)  # a file in the way is said before the corpus is read and the model loads
     dataset = resolve_dataset(args.dataset)
     total = dataset.count_documents()
     if total == 0:

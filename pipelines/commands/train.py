@@ -14,7 +14,10 @@ import time
 from pathlib import Path
 
 from contracts.atomic import write_json
+from contracts.trec import read_qrels
+from evaluation.metrics import evaluate
 from evaluation.tables import format_table
+from indexing.base import directory_size
 from indexing.encoder import SpladeEncoder
 from pipelines.commands import _flags
 from pipelines.datasets import Dataset, resolve_dataset, slugify
@@ -43,7 +46,8 @@ def register(subparsers) -> None:
     p.add_argument("--model", default=None, help="base network or checkpoint: HF id, local folder or packaged name")
     p.add_argument("--dataset", default=None, help="msmarco-passage/train, or a folder with train-queries.tsv, "
                                                    "train-qrels.txt and corpus.jsonl")
-    _flags.output(p, "run folder: checkpoints/, model/ (final SparseEncoder), training-log.csv/.png, data/", required=False)
+    _flags.output(p, "run folder: checkpoints/, model/ (final SparseEncoder), training-log.csv/.png, data/",
+                  required=False)
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
     p.add_argument("--evaluate", action="store_true",
                    help="after training, compare the base and trained models on the dataset folder's test split "
@@ -121,10 +125,12 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def evaluate_before_after(config: TrainingConfig, base: Path, trained: Path, output: Path) -> dict:
-    """NDCG@10 (BEIR convention) and FLOPS of the base and the trained model on the dataset's test split.
+    """NDCG@10, MRR@10, R@100 (BEIR convention), FLOPS, non-zeros and index size of the base and the trained model
+    on the dataset's test split.
 
-    Documents are cut at the training length for both models, so the two figures differ only by the training; the
-    base model's encoded corpus and index are those of mining when the miner is the base model.
+    Documents are cut at the training length for both models (make train-scifact trains at 256, the length the
+    models are used with) and queries at 64, so the two figures differ only by the training; the base model's
+    encoded corpus and index are those of mining when the miner is the base model.
     """
     dataset = resolve_dataset(config.dataset)
     length = config.effective_max_length
@@ -136,20 +142,50 @@ def evaluate_before_after(config: TrainingConfig, base: Path, trained: Path, out
     for label, model in (("before", base), ("after", trained)):
         work = output / "evaluation" / label
         folders = mined if label == "before" and reuse else work
-        results[label] = {"model": str(model), "doc_max_length": length,
-                          **_evaluate_model(model, dataset, work, length, folders)}
+        results[label] = {"model": str(model), "doc_max_length": length, "query_max_length": EVAL_QUERY_LENGTH,
+                          **model_figures(model, dataset, work, folders, convention="beir", doc_max_length=length)}
     write_json(output / "evaluation.json", results)
-    shown = ("ndcg@10", "flops", "query_nnz", "doc_nnz")
-    print(format_table({f"{k} ({Path(v['model']).name})": {m: v[m] for m in shown} for k, v in results.items()},
-                       label="model"))
+    print(figures_table({f"{k} ({Path(v['model']).name})": v for k, v in results.items()}, dataset.name))
     return results
 
 
-def _evaluate_model(model: Path, dataset: Dataset, work: Path, doc_max_length: int, folders: Path) -> dict:
-    """One model through the evaluation workflow: corpus and index in `folders`, the run in `work`."""
-    encoder = SpladeEncoder(model, doc_max_length=doc_max_length)
+# the lengths every model is used with (the defaults of splade encode / retrieve)
+EVAL_DOC_LENGTH, EVAL_QUERY_LENGTH = 256, 64
+
+
+def model_figures(model: Path, dataset: Dataset, work: Path, folders: Path | None = None,
+                  convention: str = "beir", doc_max_length: int = EVAL_DOC_LENGTH) -> dict:
+    """One model through the evaluation workflow: NDCG@10, MRR@10, R@100, FLOPS, non-zeros, index size.
+
+    Args:
+        model: the model folder.
+        dataset: a dataset with a corpus, queries and qrels.
+        work: where the run goes (and the encoded corpus and index, unless `folders` is given).
+        folders: where the encoded corpus and index are (reused when complete and of this model).
+        convention: how the run is scored ("beir" drops documents whose id is the query id; "default" for
+            collections whose query and document ids share one numbering, as Cranfield's do).
+        doc_max_length: tokens kept per document (queries: 64).
+
+    Returns:
+        {"ndcg@10", "mrr@10", "r@100", "flops", "query_nnz", "doc_nnz", "index_mib"}.
+    """
+    folders = folders or work
+    encoder = SpladeEncoder(model, doc_max_length=doc_max_length, query_max_length=EVAL_QUERY_LENGTH)
     result = evaluate_model(encoder, dataset, folders / "encoded", folders / "index", work / "run.trec",
-                            convention="beir", k=100, tag=model.name)
+                            convention=convention, k=100, tag=model.name)
+    scored = evaluate(read_qrels(dataset.qrels_path), result.results.run(), convention,
+                      measures=["NDCG@10", "mrr@10", "R@100"], warn=False).means
     stats = result.sparsity
-    return {"ndcg@10": round(result.metrics["NDCG@10"], 4), "flops": round(stats.flops, 4),
-            "query_nnz": round(stats.mean_query_terms, 1), "doc_nnz": round(stats.mean_doc_terms, 1)}
+    return {"ndcg@10": round(scored["NDCG@10"], 4), "mrr@10": round(scored["mrr@10"], 4),
+            "r@100": round(scored["R@100"], 4), "flops": round(stats.flops, 4),
+            "query_nnz": round(stats.mean_query_terms, 1), "doc_nnz": round(stats.mean_doc_terms, 1),
+            "index_mib": round(directory_size(result.index) / 2**20, 2)}
+
+
+FIGURES = ("ndcg@10", "mrr@10", "r@100", "flops", "query_nnz", "doc_nnz", "index_mib")
+
+
+def figures_table(rows: dict[str, dict], dataset: str) -> str:
+    """The before/after figures as a plain-text table, one row per model."""
+    return format_table({name: {m: row[m] for m in FIGURES} for name, row in rows.items()},
+                        label=f"model ({dataset})")

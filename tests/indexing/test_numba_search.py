@@ -8,19 +8,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from contracts.encoded import read_encoded
 from indexing.numba_index.build import build_index_from_matrix
 from indexing.numba_index.index import FORMAT_VERSION, ImpactIndex
-
-
-def brute_force(docs: sp.csr_matrix, queries: sp.csr_matrix, k: int):
-    """Reference in plain numpy: all dot products, positive scores only, score descending then doc ascending."""
-    scores = (sp.csr_matrix(queries, dtype=np.int64) @ sp.csr_matrix(docs, dtype=np.int64).T).toarray()
-    out = []
-    for row in scores:
-        hit = np.flatnonzero(row > 0)
-        order = np.lexsort((hit, -row[hit]))[:k]
-        out.append((hit[order], row[hit][order]))
-    return out
+from tests.reference import quantized, top_k
 
 
 def topical_collection(seed: int, num_docs: int = 3000, vocab: int = 400, num_queries: int = 40):
@@ -73,7 +64,7 @@ def assert_same(found, expected):
 def test_pruned_equals_brute_force_on_random_collection(random_indexes, reorder, k):
     docs, queries, indexes = random_indexes
     index = indexes[reorder]
-    expected = brute_force(docs, queries, k)
+    expected = top_k(queries, docs, k)
     assert any(len(e[0]) == k for e in expected)  # the cut at k falls inside the matching documents
     # batch over two threads
     assert_same(index.search_arrays(queries, k, quantized=True, threads=2, method="pruned"), expected)
@@ -96,15 +87,11 @@ def test_pruning_skips_work_and_ties_are_frequent(random_indexes):
 
 @pytest.mark.parametrize("k", [10, 1000])
 def test_pruned_equals_brute_force_on_cranfield(cranfield_index, cranfield_encoded, cranfield_queries, k):
-    from contracts.encoded import read_encoded
-    from indexing.base import quantize
-
     _, matrix = cranfield_queries
     index = cranfield_index
     _, encoded = read_encoded(cranfield_encoded)
-    docs = quantize(encoded, index.scale, index.manifest["bits"])
     q = index.quantize_queries(matrix)
-    expected = brute_force(docs, q, k)
+    expected = top_k(quantized(matrix, index.scale), quantized(encoded, index.scale, index.manifest["bits"]), k)
     assert_same(index.search_arrays(q, k, quantized=True, method="pruned"), expected)
     assert_same(index.search_arrays(q[:20], k, quantized=True, threads=1, method="pruned"), expected[:20])
     hits = index.search(matrix[:3], k)  # the public API: external ids, float scores
@@ -157,6 +144,30 @@ def test_block_size_must_fit_a_byte(tmp_path):
     with pytest.raises(ValueError, match="block size"):
         build_index_from_matrix(docs, [str(i) for i in range(50)], tmp_path / "i", None, {}, scale=1.0, block_size=300,
                                 progress=False)
+
+
+@pytest.mark.parametrize("k", [1, 10, 1000])
+def test_exhaustive_marked_and_full_drains_equal_brute_force(random_indexes, k):
+    """Exhaustive search drains either the slots it marked (queries with few postings) or every slot: both ways
+    return the exact top k, and the queries below reach both ways (kernels.SPARSE_DRAIN)."""
+    from indexing.numba_index.kernels import SPARSE_DRAIN
+
+    docs, _, indexes = random_indexes
+    index = indexes["top-terms"]
+    df = np.diff(index.offsets)
+    slots = -(-index.num_docs // index.block_size) * index.block_size
+    terms = np.argsort(df)[::-1]  # most postings first
+    rows = [terms[:40], terms[:2], *[[t] for t in terms[df[terms] > 0][-6:]], terms[100:130]]  # heavy .. light
+    queries = sp.vstack([sp.csr_matrix((np.arange(1, len(r) + 1, dtype=np.float32) % 5 + 1,
+                                        (np.zeros(len(r), int), np.sort(r))), shape=(1, docs.shape[1])) for r in rows])
+    marked = [int(df[np.asarray(r)].sum()) * SPARSE_DRAIN[1] < slots * SPARSE_DRAIN[0] for r in rows]
+    assert any(marked) and not all(marked)
+    expected = top_k(queries, docs, k)
+    assert_same(index.search_arrays(queries, k, quantized=True, threads=1, method="exhaustive"), expected)
+    assert_same(index.search_arrays(queries, k, quantized=True, threads=2, method="exhaustive"), expected)
+    # The accumulator and the marks are left clear: the same queries again, in reverse order, give the same rows.
+    again = index.search_arrays(queries[::-1], k, quantized=True, threads=1, method="exhaustive")
+    assert_same(again, expected[::-1])
 
 
 def test_entry_lookup_matches_searchsorted():
@@ -233,7 +244,7 @@ def test_auto_method_equals_pruned_and_exhaustive(random_indexes, monkeypatch, k
     monkeypatch.setattr(numba_index, "AUTO_K_AT_100K", k_at_100k)
     docs, queries, indexes = random_indexes
     index = indexes["top-terms"]
-    expected = brute_force(docs, queries, k)
+    expected = top_k(queries, docs, k)
     chosen = index.resolve_method("auto", k)
     assert chosen == ("exhaustive" if k_at_100k == 16 else "pruned")  # 3,000 documents: exhaustive from k = 1
     for threads in (1, 2):

@@ -1,4 +1,5 @@
-"""Atomic writes: the umask's permissions (#13.6), folders swapped in only when complete, nothing left behind."""
+"""Atomic writes: the umask's permissions (#13.6), files and folders swapped in only when complete, and nothing left
+behind, even by a writer killed with SIGKILL (its temporary files are removed by the next write)."""
 from __future__ import annotations
 
 import errno
@@ -9,6 +10,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import pytest
 from contracts.atomic import atomic_folder, atomic_path, remove_stale_builds, save_npy, write_json, write_text
 from contracts.trec import write_run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -184,3 +186,91 @@ def test_rebuilds_killed_at_random_points_always_leave_a_complete_folder(tmp_pat
         versions = {(target / f"part-{i}").read_text() for i in range(40)}
         assert len(versions) == 1, f"a mixed folder: {versions}"
         assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
+
+
+WRITER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from contracts.atomic import atomic_path
+    target = Path(sys.argv[1])
+    with atomic_path(target) as tmp:
+        with open(tmp, "w") as f:
+            f.write("new, half written")
+            f.flush()
+            print(tmp.name, flush=True)
+            time.sleep(60)  # killed here
+""")
+
+
+def _start(code: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_a_writer_killed_mid_write_leaves_the_old_file_and_the_next_write_cleans_up(tmp_path):
+    target = tmp_path / "run.trec"
+    write_text(target, "old")
+    child = _start(WRITER, str(target))
+    tmp_name = child.stdout.readline().strip()
+    assert tmp_name == f".run.trec.{child.pid}-{tmp_name.split('-')[1]}" and tmp_name.endswith(".tmp")
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+    assert target.read_text() == "old"  # the reader never sees the half-written file
+    assert sorted(p.name for p in tmp_path.iterdir()) == [tmp_name, "run.trec"]  # no finally survives SIGKILL
+    live = tmp_path / f".run.trec.{os.getppid()}-abcd.tmp"  # another writer, still running
+    live.write_text("theirs")
+    write_text(target, "new")
+    assert target.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "run.trec"]
+
+
+LOOP_WRITER = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from contracts.atomic import save_npy
+    for version in range(2, 10**6):
+        save_npy(sys.argv[1], np.full(2**20, version, dtype=np.int64))
+        print(version, flush=True)
+""")
+
+
+def test_writes_killed_at_random_points_leave_a_complete_array_and_no_temp_after_the_next_write(tmp_path):
+    target = tmp_path / "v.npy"
+    save_npy(target, np.full(2**20, 1, dtype=np.int64))
+    rng = random.Random(13)
+    for _ in range(4):
+        child = _start(LOOP_WRITER, str(target))
+        child.stdout.readline()
+        time.sleep(rng.uniform(0.0, 0.2))
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+        values = np.unique(np.load(target))
+        assert len(values) == 1, f"a mixed array: {values}"
+        save_npy(target, np.full(2**20, 0, dtype=np.int64))
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["v.npy"]
+
+
+def test_pids_reused_by_threads_do_not_keep_leftovers_alive(tmp_path):
+    """kill(tid, 0) succeeds for a thread's id: a dead writer's pid handed to a thread must not protect its files."""
+    ids = []
+    ready = threading.Event()
+    done = threading.Event()
+
+    def thread():
+        ids.append(threading.get_native_id())
+        ready.set()
+        done.wait()
+
+    t = threading.Thread(target=thread)
+    t.start()
+    ready.wait()
+    try:
+        stale = tmp_path / f".f.txt.{ids[0]}-abcd.tmp"
+        stale.write_text("x")
+        write_text(tmp_path / "f.txt", "y")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]
+    finally:
+        done.set()
+        t.join()

@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.cli import main
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 DL19 = DATA / "trec-dl-2019"
 pytestmark = pytest.mark.skipif(not (DL19 / "reference-runs").exists(), reason=f"no {DATA}")
 

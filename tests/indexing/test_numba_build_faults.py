@@ -15,15 +15,15 @@ import pytest
 import scipy.sparse as sp
 
 from benchmarks import synthetic
-from indexing.base import staged_folder
+from contracts.atomic import atomic_folder
+from contracts.encoded import write_encoded
+from indexing.base import index_of_format
 from indexing.numba_index.build import build_index
-from indexing.numba_index.index import ImpactIndex
-from tests.test_index_build import write_encoded
+from indexing.numba_index.index import FORMAT, ImpactIndex
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REBUILD = """
 import sys
-from indexing.base import staged_folder
 from indexing.numba_index.build import build_index
 print("building", flush=True)
 build_index(sys.argv[1], sys.argv[2], bits=16, overwrite=True, progress=False, bucket_bytes=200_000)
@@ -42,7 +42,8 @@ def corpus(tmp_path_factory):
     docs = synthetic.documents(spec, model)
     root = tmp_path_factory.mktemp("faults")
     encoded = write_encoded(root / "encoded", [f"p{i}" for i in range(docs.shape[0])], docs,
-                            [f"t{i}" for i in range(spec.vocab)], shard_size=2500)
+                            [f"t{i}" for i in range(spec.vocab)], {"model": "synthetic", "vocab_hash": "synthetic"},
+                            shard_size=2500)
     return encoded, synthetic.queries(spec, False, model)
 
 
@@ -87,8 +88,10 @@ def test_a_swap_killed_between_its_two_renames_is_undone(corpus, tmp_path):
     encoded, queries = corpus
     index_dir = tmp_path / "index"
     expected = answers(build_index(encoded, index_dir, progress=False), queries)
-    index_dir.rename(tmp_path / ".index.old.x1y2.building")
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()  # a process that is gone: its leftovers are stale
+    index_dir.rename(tmp_path / f".index.old-{killed.pid}-x1y2")
     with pytest.raises(RuntimeError, match="disk full"):
-        with staged_folder(index_dir):
+        with atomic_folder(index_dir, True, index_of_format(FORMAT), what="numba impact index"):
             raise RuntimeError("disk full")
     assert answers(ImpactIndex.load(index_dir), queries) == expected

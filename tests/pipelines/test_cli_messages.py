@@ -1,4 +1,7 @@
-"""The CLI's console: the stages' log lines as plain text, and one line per error a user can act on (#13, #10.7)."""
+"""The CLI's console: the stages' log lines as plain text, and one line per error a user can act on (#13, #10.7).
+
+Ctrl-C and a full disk in real commands are cases of the #13 catalogue (tests/pipelines/bad_inputs.py).
+"""
 from __future__ import annotations
 
 import argparse
@@ -71,20 +74,6 @@ def raising(error: BaseException):
     def func(args):
         raise error
     return func
-
-
-def test_ctrl_c_is_one_line_not_a_traceback(monkeypatch, capsys):
-    assert run(monkeypatch, raising(KeyboardInterrupt())) == cli.INTERRUPTED
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith("splade encode: interrupted; what was written is kept") and "resumes" in err
-
-
-def test_a_full_disk_says_so_and_what_was_kept(monkeypatch, capsys):
-    assert run(monkeypatch, raising(OSError(errno.ENOSPC, "No space left on device"))) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("splade encode: error: no space left on the device") and "kept" in err
-    assert err.count("\n") == 1
 
 
 def test_output_that_is_a_folder_names_the_path(monkeypatch, capsys, tmp_path):

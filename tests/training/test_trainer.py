@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import shared_dataset
-
 pytestmark = pytest.mark.slow
 
 QUERIES = 24  # training queries of the slice
@@ -25,7 +23,7 @@ COMMON = ["--max-length", "48", "--batch-size", "8", "--warmup-steps", "0", "--l
 
 
 @pytest.fixture(scope="module")
-def scifact_slice(tmp_path_factory) -> Path:
+def scifact_slice(tmp_path_factory, shared_dataset) -> Path:
     """A dataset folder: the first judged training queries of SciFact, their documents and a few others."""
     source = shared_dataset("beir-scifact")
     folder = tmp_path_factory.mktemp("scifact-slice")
@@ -33,7 +31,8 @@ def scifact_slice(tmp_path_factory) -> Path:
     judged = {}
     for qid, _, doc, _rel in qrels:
         judged.setdefault(qid, set()).add(doc)
-    queries = [line for line in (source / "train-queries.tsv").read_text().splitlines() if line.split("\t")[0] in judged]
+    lines = (source / "train-queries.tsv").read_text().splitlines()
+    queries = [line for line in lines if line.split("\t")[0] in judged]
     queries = queries[:QUERIES]
     qids = {line.split("\t")[0] for line in queries}
     docs = {d for q in qids for d in judged[q]}
@@ -145,7 +144,8 @@ def test_larger_lambda_gives_sparser_vectors(max_run, scifact_slice, tmp_path):
     heavy = TrainingConfig(**{**config, "lambda_q": 1.0, "lambda_d": 1.0, "max_steps": 4})
     rows = max_run / "data" / "train-rows.jsonl"
     summary = train(heavy, resolve_model("splade-tiny"), lambda: rows, tmp_path / "heavy")
-    light_nnz, heavy_nnz = doc_nonzeros(max_run / "model", scifact_slice), doc_nonzeros(Path(summary["model"]), scifact_slice)
+    light_nnz = doc_nonzeros(max_run / "model", scifact_slice)
+    heavy_nnz = doc_nonzeros(Path(summary["model"]), scifact_slice)
     assert heavy_nnz < 0.7 * light_nnz, (light_nnz, heavy_nnz)
     light_log, heavy_log = log_rows(max_run), log_rows(tmp_path / "heavy")
     assert float(heavy_log[-1]["flops"]) < float(light_log[3]["flops"])  # both after 4 steps
@@ -180,7 +180,7 @@ def test_data_parallel_launch_with_torchrun(max_run, scifact_slice, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
            "-m", "pipelines", "train", "--model", "splade-tiny", "--dataset", str(scifact_slice),
            "--output", str(out), *COMMON, "--max-steps", "2", "--save-steps", "2"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1])
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[2])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((out / "training-config.json").read_text())["processes"] == 2
     assert [int(r["step"]) for r in log_rows(out)] == [1, 2]
@@ -209,4 +209,5 @@ def test_training_arguments_for_several_processes():
         pass
 
     loss = build_loss(Model(), config, BatchStats(), processes=4)
-    assert loss.loss.gather_across_devices and (loss.query_regularizer_weight, loss.document_regularizer_weight) == (0.0008, 0.0006)
+    assert loss.loss.gather_across_devices
+    assert (loss.query_regularizer_weight, loss.document_regularizer_weight) == (0.0008, 0.0006)

@@ -23,7 +23,7 @@ from indexing.encode import Corpus, encode_corpus
 from pipelines.cli import build_parser, main
 from pipelines.datasets import DEMO, resolve_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Words:

@@ -2,17 +2,15 @@
 and misuse fails with a clear message. One JVM serves the whole module; the indexes are small so it stays fast."""
 from __future__ import annotations
 
-import json
 import sys
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from contracts.atomic import write_json, write_text
-from contracts.encoded import FORMAT, FORMAT_VERSION, save_shard
-from indexing.base import quantize
+from contracts.encoded import write_encoded
 from indexing.numba_index.build import build_index
+from tests.reference import quantized, ranked
 
 pytest.importorskip("pyserini")
 
@@ -22,33 +20,6 @@ ODD_VOCAB = [
     "[PAD]", "[unused0]", "##ing", "!", '"', "\\", "{", "}", ":", ",", "中", "é", "a b", "\u3000", "", "tab\there",
     "[splade-id-12]", "dup", "dup", "x" * 300, "’", "nb\u00a0sp", "[CLS]", "##s", "the",
 ]
-
-
-def write_encoded(folder, ids, matrix, vocab, shard_size=7):
-    """An encoded-corpus folder in the layout `indexing.shards` writes, from a given matrix and vocabulary."""
-    folder.mkdir(parents=True)
-    shards = []
-    for n, start in enumerate(range(0, len(ids), shard_size)):
-        part = matrix[start : start + shard_size]
-        save_shard(folder / f"shard-{n:05d}.npz", ids[start : start + shard_size], part)
-        shards.append({"file": f"shard-{n:05d}.npz", "num_docs": part.shape[0], "nnz": int(part.nnz)})
-    write_text(folder / "vocab.json", json.dumps(vocab, ensure_ascii=False))
-    write_json(folder / "manifest.json", {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "model": "synthetic", "vocab_size": len(vocab),
-        "vocab_hash": "synthetic-odd", "query_max_length": 8, "doc_max_length": 8, "shard_size": shard_size,
-        "shards": shards, "complete": True, "num_docs": len(ids),
-    })
-    return folder
-
-
-def exact_top_k(index, doc_ids, matrix, queries, k):
-    """The reference ranking by brute force: integer dot products, best first, ties by position in the corpus."""
-    scores = (index.quantize_queries(queries) @ quantize(matrix, index.scale, index.manifest["bits"]).T).toarray()
-    out = []
-    for row in scores:
-        order = sorted(np.flatnonzero(row > 0), key=lambda d: (-row[d], d))[:k]
-        out.append([(doc_ids[d], float(row[d])) for d in order])
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +36,8 @@ def odd_corpus(tmp_path_factory):
     matrix.eliminate_zeros()
     ids = [f"d{40 - i}" for i in range(40)]  # "d40", "d39", ...: Anserini's id-string order is not index order
     root = tmp_path_factory.mktemp("odd")
-    return write_encoded(root / "encoded", ids, matrix, ODD_VOCAB), ids, matrix
+    info = {"model": "synthetic", "vocab_hash": "synthetic-odd", "query_max_length": 8, "doc_max_length": 8}
+    return write_encoded(root / "encoded", ids, matrix, ODD_VOCAB, info, shard_size=7), ids, matrix
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +74,7 @@ def test_every_term_round_trips_through_json_and_lucene(odd_corpus, odd_indexes)
 
     _, _, matrix = odd_corpus
     lucene, numba = odd_indexes
-    q = quantize(matrix, lucene.scale, 8).tocsc()
+    q = quantized(matrix, lucene.scale, 8).tocsc()
     terms = lucene_terms(ODD_VOCAB)
     expected = {terms[t]: (int(np.diff(q.indptr)[t]), int(q[:, t].sum()))
                 for t in range(len(terms)) if q.indptr[t + 1] > q.indptr[t]}
@@ -115,14 +87,14 @@ def test_every_term_round_trips_through_json_and_lucene(odd_corpus, odd_indexes)
 def test_single_term_queries_find_each_posting_with_its_impact(odd_corpus, odd_indexes):
     _, ids, matrix = odd_corpus
     lucene, numba = odd_indexes
-    q = quantize(matrix, lucene.scale, 8).tocsc()
+    q = quantized(matrix, lucene.scale, 8).tocsc()
     queries = sp.identity(len(ODD_VOCAB), format="csr", dtype=np.float32) / lucene.scale  # weight 1 after quantising
     hits = lucene.search(queries, k=100)
-    for t, ranked in enumerate(hits):
+    for t, found in enumerate(hits):
         a, b = q.indptr[t], q.indptr[t + 1]
         postings = sorted(zip(q.indices[a:b], q.data[a:b]), key=lambda p: (-p[1], p[0]))
-        assert ranked == [(ids[d], float(w)) for d, w in postings]
-    assert hits == exact_top_k(lucene, ids, matrix, queries, 100)
+        assert found == [(ids[d], float(w)) for d, w in postings]
+    assert hits == ranked(queries, matrix, ids, 100, lucene.scale, lucene.manifest["bits"])
 
 
 @pytest.mark.parametrize("k", [1, 3, 7, 40])
@@ -130,10 +102,10 @@ def test_ties_at_the_cut_are_broken_by_index_order(odd_corpus, odd_indexes, k):
     _, ids, matrix = odd_corpus
     lucene, _ = odd_indexes
     queries = sp.vstack([matrix[:20], sp.csr_matrix(np.ones((1, len(ODD_VOCAB)), dtype=np.float32))], format="csr")
-    want = exact_top_k(lucene, ids, matrix, queries, k)
+    want = ranked(queries, matrix, ids, k, lucene.scale, lucene.manifest["bits"])
     assert lucene.search(queries, k=k) == want
     if k < 40:  # the corpus is built so that ties cross the cut (the test would pass trivially without them)
-        deeper = exact_top_k(lucene, ids, matrix, queries, 40)
+        deeper = ranked(queries, matrix, ids, 40, lucene.scale, lucene.manifest["bits"])
         assert any(len(w) == k and len(d) > k and d[k][1] == w[-1][1] for w, d in zip(want, deeper))
 
 
@@ -148,7 +120,7 @@ def test_an_existing_folder_is_refused_unless_overwrite(odd_corpus, odd_indexes,
         build_lucene_index(encoded, numba.path, overwrite=True, progress=False)  # never deletes what is not ours
     assert (numba.path / "manifest.json").exists()
     rebuilt = build_lucene_index(encoded, lucene.path, overwrite=True, bits=16, progress=False)
-    assert rebuilt.manifest["bits"] == 16 and not list(lucene.path.parent.glob(".*building"))
+    assert rebuilt.manifest["bits"] == 16 and not list(lucene.path.parent.glob(f".{lucene.path.name}.*"))
 
 
 def test_query_vocabulary_must_match_the_index(odd_indexes):

@@ -7,7 +7,7 @@ import pytest
 from pipelines.cli import main
 from pipelines.commands.reproduce import REPRODUCTION_FILE, load_checks, reproduction_markdown, run_check
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 CHECKS = load_checks()
 needs_data = pytest.mark.skipif(not (DATA / "trec-dl-2019" / "reference-runs").exists(), reason=f"no {DATA}")

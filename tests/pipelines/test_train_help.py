@@ -34,5 +34,6 @@ def test_help_shows_each_setting_with_its_help_and_one_default(capsys):
         entry = match.group(1)
         assert entry.startswith(" ".join(help_text.split())), (flag, entry)
         assert entry.count("(default:") == 1, (flag, entry)
-    assert "--lambda-q FLOAT weight of the FLOPS regulariser on the queries (over the global batch) (default: 0.0008)" in text
+    assert ("--lambda-q FLOAT weight of the FLOPS regulariser on the queries (over the global batch) "
+            "(default: 0.0008)") in text
     assert "--max-steps INT" in text and "(default: none)" in text

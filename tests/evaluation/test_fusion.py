@@ -7,7 +7,7 @@ from contracts.trec import EvaluationWarning, read_qrels, read_run, write_run
 from evaluation.fusion import check_fusion, fuse, normalized_sum, ranx_fuse
 from evaluation.metrics import evaluate
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not (DATA / "trec-dl-2019" / "reference-runs").exists(), reason=f"no {DATA}")
 
 

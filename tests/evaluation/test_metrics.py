@@ -11,7 +11,7 @@ from contracts.trec import EvaluationWarning, read_qrels, read_run
 from evaluation.metrics import Measure, evaluate
 from evaluation.significance import compare_runs
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 RUNS = ["BM25", "BM25_RM3", "D_BERT_KD_TASB", "OPEN_AI_ADA2", "REP_LLAMA", "SPLADE_P_P_ENSEMBLE_DISTIL"]
 YEARS = {"dl19": "trec-dl-2019", "dl20": "trec-dl-2020"}
 needs_data = pytest.mark.skipif(not (DATA / "trec-dl-2019" / "reference-runs").exists(), reason=f"no {DATA}")

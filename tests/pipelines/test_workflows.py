@@ -25,7 +25,6 @@ from contracts.encoded import read_encoded
 from contracts.trec import read_qrels, read_run
 from evaluation.flops import sparsity_stats_from_matrices
 from evaluation.metrics import evaluate
-from indexing.base import quantize
 from indexing.encode import encode_corpus
 from indexing.encoder import SpladeEncoder, vocabulary_hash
 from pipelines.backends import BACKENDS, build_any_index, get_backend, index_is_current, open_index, reuse_or_build
@@ -34,10 +33,10 @@ from pipelines.commands.train import evaluate_before_after
 from pipelines.datasets import resolve_dataset
 from pipelines.layout import corpus_slug, mining_dir, output_paths, slugify
 from pipelines.workflows import brute_force_check, compare_backends, evaluate_model, mine_with_splade
-from retrieval.brute_force import brute_force_search
+from tests.reference import quantized, ranked
 from training.config import TrainingConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TRICKY = [".hidden", "my.model.", "../x/y", "msmarco-passage/dev/small", "beir/scifact", "a b/../c"]
 
 
@@ -108,13 +107,13 @@ def test_evaluate_model_scores_its_own_run_and_takes_flops_from_the_index(demo, 
 
     # exact: the same top-k as brute-force scoring of the same integers
     doc_ids, docs = read_encoded(tmp_path / "encoded")
-    expected = brute_force_search(result.results.vectors, docs, doc_ids, k=50, scale=result.scale, bits=result.bits)
+    expected = ranked(result.results.vectors, docs, doc_ids, 50, result.scale, result.bits)
     assert result.results.hits == [list(h) for h in expected]
     check = brute_force_check(result, demo.qrels_path)
     assert check.identical and check.metrics["brute force, same integers"] == result.metrics
 
     # FLOPS from the index's document frequencies equals FLOPS over the quantised documents themselves
-    reference = sparsity_stats_from_matrices(quantize(docs, result.scale, result.bits), result.results.vectors)
+    reference = sparsity_stats_from_matrices(quantized(docs, result.scale, result.bits), result.results.vectors)
     assert result.sparsity.flops == pytest.approx(reference.flops, rel=1e-12)
     assert result.sparsity.mean_doc_terms == pytest.approx(reference.mean_doc_terms, rel=1e-12)
     assert result.num_docs == len(doc_ids) == demo.count_documents()

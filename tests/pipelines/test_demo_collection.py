@@ -19,7 +19,7 @@ from contracts.datasets import read_corpus, read_queries
 from contracts.trec import read_qrels
 from pipelines.datasets import DEMO, resolve_dataset
 
-FOLDER = Path(__file__).resolve().parents[1] / "pipelines" / "demo_collection"
+FOLDER = Path(__file__).resolve().parents[2] / "pipelines" / "demo_collection"
 
 
 def _raw_corpus() -> list[dict]:

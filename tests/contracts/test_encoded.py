@@ -60,7 +60,8 @@ def test_resuming_with_another_model_is_refused(tmp_path, encoder, cranfield):
 
 def test_empty_documents_are_kept(tmp_path, encoder):
     out = tmp_path / "enc"
-    encode_corpus(encoder, [("a", "wing flutter"), ("b", ""), ("c", "heat transfer")], out, shard_size=2, progress=False)
+    docs = [("a", "wing flutter"), ("b", ""), ("c", "heat transfer")]
+    encode_corpus(encoder, docs, out, shard_size=2, progress=False)
     ids, m = read_encoded(out)
     assert ids == ["a", "b", "c"] and m.shape[0] == 3
 

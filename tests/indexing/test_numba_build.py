@@ -12,27 +12,14 @@ import pytest
 import scipy.sparse as sp
 
 from benchmarks import synthetic
-from contracts.atomic import write_json, write_text
-from contracts.encoded import FORMAT, FORMAT_VERSION, read_encoded, read_vocab, save_shard, validate_shards
+from contracts.atomic import write_json
+from contracts.encoded import read_encoded, read_vocab, save_shard, validate_shards, write_encoded
 from indexing.numba_index import build as build_module
+from indexing.numba_index import layout
 from indexing.numba_index.build import build_index, build_index_from_matrix
 from indexing.numba_index.index import ARRAYS
 
-
-def write_encoded(folder: Path, ids: list[str], matrix: sp.csr_matrix, vocab: list[str], shard_size: int) -> Path:
-    """An encoded folder in the contract's layout (save_shard + manifest), with shards of `shard_size` rows."""
-    folder.mkdir(parents=True)
-    shards = []
-    for n, start in enumerate(range(0, len(ids), shard_size)):
-        part = matrix[start : start + shard_size]
-        save_shard(folder / f"shard-{n:05d}.npz", ids[start : start + shard_size], part)
-        shards.append({"file": f"shard-{n:05d}.npz", "num_docs": part.shape[0], "nnz": int(part.nnz)})
-    write_text(folder / "vocab.json", json.dumps(vocab))
-    write_json(folder / "manifest.json", {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "model": "synthetic", "vocab_size": len(vocab),
-        "vocab_hash": "synthetic", "query_max_length": 16, "doc_max_length": 64, "shard_size": shard_size,
-        "shards": shards, "complete": True, "num_docs": len(ids)})
-    return folder
+SYNTHETIC = {"model": "synthetic", "vocab_hash": "synthetic", "query_max_length": 16, "doc_max_length": 64}
 
 
 def reference_index(encoded: Path, out: Path, **options):
@@ -66,7 +53,7 @@ def synthetic_encoded(tmp_path_factory) -> Path:
     docs.data = (docs.data * rng.uniform(0.001, 1.0, docs.nnz)).astype(np.float32)
     ids = [f"doc{i}" for i in range(docs.shape[0])]
     return write_encoded(tmp_path_factory.mktemp("synthetic") / "encoded", ids, docs,
-                         [f"t{i}" for i in range(spec.vocab)], shard_size=450)
+                         [f"t{i}" for i in range(spec.vocab)], SYNTHETIC, shard_size=450)
 
 
 @pytest.mark.parametrize("options", [
@@ -80,6 +67,19 @@ def test_streaming_build_equals_in_memory_build(synthetic_encoded, tmp_path, opt
     # Small buckets: the spill/read-back path runs over many buckets, as it does at MS MARCO size.
     build_index(synthetic_encoded, tmp_path / "streamed", progress=False, bucket_bytes=20_000, **options)
     reference_index(synthetic_encoded, tmp_path / "reference", **options)
+    assert_same_folder(tmp_path / "streamed", tmp_path / "reference")
+
+
+def test_16_bits_in_one_large_bucket_equals_in_memory_build(tmp_path):
+    """70,000 slots in one bucket at 16 bits: the sort keys (slot << 16 | impact) pass 32 bits and take the
+    8-byte buffer, which the small-bucket tests never reach."""
+    assert layout.fill_key_dtype(70_000, 16) == np.uint64 and layout.fill_key_dtype(70_000, 8) == np.uint32
+    rng = np.random.default_rng(11)
+    matrix = sp.random(70_000, 40, density=0.06, random_state=rng, format="csr", dtype=np.float32) * 5
+    encoded = write_encoded(tmp_path / "encoded", [f"d{i}" for i in range(70_000)], matrix,
+                            [f"w{i}" for i in range(40)], SYNTHETIC, shard_size=30_000)
+    build_index(encoded, tmp_path / "streamed", progress=False, bits=16, block_size=64)
+    reference_index(encoded, tmp_path / "reference", bits=16, block_size=64)
     assert_same_folder(tmp_path / "streamed", tmp_path / "reference")
 
 
@@ -101,7 +101,7 @@ def test_streaming_build_equals_in_memory_build_on_odd_small_corpus(tmp_path):
     base = sp.random(20, 25, density=0.3, random_state=rng, format="csr", dtype=np.float32) * 3
     matrix = sp.vstack([base, base[::-1], sp.csr_matrix((1, 25), dtype=np.float32)], format="csr")
     encoded = write_encoded(tmp_path / "encoded", [f"d{41 - i}" for i in range(41)], matrix,
-                            [f"w{i}" for i in range(25)], shard_size=1)
+                            [f"w{i}" for i in range(25)], SYNTHETIC, shard_size=1)
     build_index(encoded, tmp_path / "streamed", progress=False, block_size=4, bucket_bytes=1)
     reference_index(encoded, tmp_path / "reference", block_size=4)
     assert_same_folder(tmp_path / "streamed", tmp_path / "reference")
@@ -170,3 +170,54 @@ def test_index_files_follow_the_umask(small_encoded, tmp_path):
     assert (tmp_path / "index").stat().st_mode & 0o777 == 0o755
     for path in (tmp_path / "index").iterdir():
         assert path.stat().st_mode & 0o777 == 0o644, path.name
+
+
+def _rewrite_shard(path: Path, mutate, save=np.savez) -> None:
+    """The shard's arrays through `mutate(dict)`, written back by `save` (not through save_shard, which would
+    sort and check what these tests break on purpose)."""
+    with np.load(path) as z:
+        members = {name: z[name] for name in z.files}
+    mutate(members)
+    with open(path, "wb") as f:
+        save(f, **members)
+
+
+def test_shard_with_unsorted_rows_builds_as_the_reference(small_encoded, tmp_path):
+    """A shard of another writer whose rows are not sorted by term: sorted as the in-memory builder sorts them."""
+    def reverse_rows(z):
+        for d in range(z["indptr"].shape[0] - 1):
+            row = slice(z["indptr"][d], z["indptr"][d + 1])
+            z["indices"][row], z["data"][row] = z["indices"][row][::-1].copy(), z["data"][row][::-1].copy()
+
+    _rewrite_shard(small_encoded / "shard-00004.npz", reverse_rows)
+    build_index(small_encoded, tmp_path / "streamed", progress=False, bucket_bytes=20_000)
+    reference_index(small_encoded, tmp_path / "reference")
+    assert_same_folder(tmp_path / "streamed", tmp_path / "reference")
+
+
+def test_compressed_shard_builds_as_the_reference(small_encoded, tmp_path):
+    """Members compressed by another writer (np.savez_compressed) are read with numpy, not at their offsets."""
+    _rewrite_shard(small_encoded / "shard-00003.npz", lambda z: None, save=np.savez_compressed)
+    build_index(small_encoded, tmp_path / "streamed", progress=False, bucket_bytes=20_000)
+    reference_index(small_encoded, tmp_path / "reference")
+    assert_same_folder(tmp_path / "streamed", tmp_path / "reference")
+
+
+def test_term_id_outside_the_vocabulary_is_named(small_encoded, tmp_path):
+    def corrupt(z):
+        z["indices"][5] = 40_000
+
+    _rewrite_shard(small_encoded / "shard-00002.npz", corrupt)
+    with pytest.raises(ValueError, match=r"shard-00002\.npz: term ids from \d+ to 40000, the vocabulary has 30522"):
+        build_index(small_encoded, tmp_path / "index", progress=False)
+    assert not (tmp_path / "index").exists()
+
+
+def test_damaged_shard_is_named(small_encoded, tmp_path):
+    """Same size, one byte of the weights changed: the CRC of the archive member tells."""
+    shard = small_encoded / "shard-00001.npz"
+    content = bytearray(shard.read_bytes())
+    content[300] ^= 0xFF  # inside data.npy, the first member
+    shard.write_bytes(bytes(content))
+    with pytest.raises(ValueError, match=r"shard-00001\.npz: member data\.npy does not match its CRC"):
+        build_index(small_encoded, tmp_path / "index", progress=False)
