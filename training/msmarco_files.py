@@ -126,10 +126,6 @@ class TeacherScores(Mapping):
     def __len__(self) -> int:
         return len(self._raw)
 
-    def num_scores(self) -> int:
-        """The number of (query, passage) scores."""
-        return sum(len(scores) for scores in self._raw.values())
-
 
 class TsvTexts:
     """id -> text for a `id<TAB>text` file, by seeking to byte offsets kept in numpy arrays.

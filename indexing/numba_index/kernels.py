@@ -108,7 +108,8 @@ def exhaustive_search(index, q_terms, q_weights, k, scratch, top, out_docs, out_
     at 1M documents on a machine whose L3 holds the whole accumulator, so the plain loop stays."""
     acc = scratch.acc
     base = np.int64(index.num_docs + 1)
-    if _postings_of(index, q_terms) * SPARSE_DRAIN[1] < acc.shape[0] * SPARSE_DRAIN[0]:
+    sparse = _postings_of(index, q_terms) * SPARSE_DRAIN[1] < acc.shape[0] * SPARSE_DRAIN[0]
+    if sparse and scratch.marks.shape[0] > 0:  # no marks below SPARSE_DRAIN_MIN_SLOTS (new_scratch)
         _score_all_marking(index, q_terms, q_weights, acc, scratch.marks)
         size, theta = _drain_marked(acc, scratch.marks, index.doc_order, index.num_docs, base, k, top, 0,
                                     np.int64(-1))
@@ -124,6 +125,11 @@ def exhaustive_search(index, q_terms, q_weights, k, scratch, top, out_docs, out_
 # prefixes of heavy queries, one process): marking took 0.42x the time of the full drain below 5 % postings per
 # slot, 0.77x at 10-20 %, 0.95x at 20-30 %, 1.03x at 30-50 % and 1.2-1.3x beyond.
 SPARSE_DRAIN = (1, 4)
+# ... and only from this many slots (new_scratch allocates no marks below it): below it an int32 accumulator fits
+# a 1 MiB L2 and the full drain was the faster (100k documents, `python -m benchmarks.bench --docs 100000
+# --no-real`, three runs against the commit before the marks: exhaustive light k=10 1.20x slower with marks, while
+# the peers in the same runs drifted by 1.09x).
+SPARSE_DRAIN_MIN_SLOTS = 2**18
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -589,7 +595,8 @@ def new_scratch(num_chunks: int, num_docs: int, block_size: int, acc_dtype=np.in
                    flag=np.full((num_chunks, n_blocks), NOT_CANDIDATE, dtype=np.uint8),
                    touched_blocks=np.empty((num_chunks, n_blocks), dtype=np.int32),
                    order=np.empty((num_chunks, n_blocks), dtype=np.int32),
-                   marks=np.zeros((num_chunks, n_slots // 64 + 1), dtype=np.uint64))
+                   marks=np.zeros((num_chunks, n_slots // 64 + 1 if n_slots >= SPARSE_DRAIN_MIN_SLOTS else 0),
+                                  dtype=np.uint64))
 
 
 @nb.njit(cache=True, nogil=True)

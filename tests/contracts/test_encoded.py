@@ -1,3 +1,5 @@
+"""The encoded-folder contract: an interrupted encoding resumes to the same shards; another model or corpus is
+refused; empty documents keep their row."""
 import pytest
 
 from contracts.encoded import open_encoded, read_encoded

@@ -1,3 +1,5 @@
+"""The SPLADE encoder against sentence-transformers' own pooling: same vectors in any batch order or token budget,
+truncation at max_length, the lower precisions close to fp32, the GPU-shaped path equal on the CPU."""
 import numpy as np
 import pytest
 import torch

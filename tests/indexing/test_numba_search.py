@@ -147,13 +147,17 @@ def test_block_size_must_fit_a_byte(tmp_path):
 
 
 @pytest.mark.parametrize("k", [1, 10, 1000])
-def test_exhaustive_marked_and_full_drains_equal_brute_force(random_indexes, k):
+def test_exhaustive_marked_and_full_drains_equal_brute_force(random_indexes, k, monkeypatch):
     """Exhaustive search drains either the slots it marked (queries with few postings) or every slot: both ways
-    return the exact top k, and the queries below reach both ways (kernels.SPARSE_DRAIN)."""
+    return the exact top k, and the queries below reach both ways (kernels.SPARSE_DRAIN; the marks are allocated
+    here although this index is below SPARSE_DRAIN_MIN_SLOTS)."""
+    from indexing.numba_index import kernels
     from indexing.numba_index.kernels import SPARSE_DRAIN
 
+    monkeypatch.setattr(kernels, "SPARSE_DRAIN_MIN_SLOTS", 0)
     docs, _, indexes = random_indexes
     index = indexes["top-terms"]
+    monkeypatch.setattr(index, "_scratch", {})  # scratch made now, with marks
     df = np.diff(index.offsets)
     slots = -(-index.num_docs // index.block_size) * index.block_size
     terms = np.argsort(df)[::-1]  # most postings first
@@ -258,8 +262,9 @@ def test_auto_method_equals_pruned_and_exhaustive(random_indexes, monkeypatch, k
                 np.testing.assert_array_equal(a, b)
 
 
-def test_auto_method_rule(random_indexes):
-    from indexing.numba_index.index import AUTO_K_AT_100K
+def test_auto_method_rule(random_indexes, monkeypatch):
+    from indexing.numba_index import index as index_module
+    from indexing.numba_index.index import AUTO_K_AT_100K, AUTO_K_BEYOND_CACHE
 
     index = random_indexes[2]["top-terms"]
     assert index.auto_exhaustive_k == 1  # 3,000 documents
@@ -270,7 +275,15 @@ def test_auto_method_rule(random_indexes):
     assert index_100k.resolve_method("auto", 1000, alpha=0.8) == "pruned"  # approximate search is pruned search
     assert index_100k.resolve_method("pruned", 10_000) == "pruned"  # a forced method stays forced
     index_8m = ImpactIndex(**{**index.__dict__, "manifest": {**index.manifest, "num_docs": 8_841_823}})
+    # an accumulator within the cache (a 64 MiB L3): the cut of the formula, 577 at MS MARCO's size
+    monkeypatch.setattr(index_module, "last_level_cache_bytes", lambda: 64 * 2**20)
+    assert index_8m.auto_exhaustive_k == 577
     assert index_8m.resolve_method("auto", 10) == "pruned" and index_8m.resolve_method("auto", 1000) == "exhaustive"
+    # beyond it (35 MB of int32 against 32 MiB): the cut moves up, and k = 1000 is searched pruned
+    monkeypatch.setattr(index_module, "last_level_cache_bytes", lambda: 32 * 2**20)
+    assert index_8m.auto_exhaustive_k == round(16 * 88.41823 ** 0.8 * AUTO_K_BEYOND_CACHE) == 2309
+    assert index_8m.resolve_method("auto", 1000) == "pruned" and index_8m.resolve_method("auto", 5000) == "exhaustive"
+    assert index_100k.auto_exhaustive_k == AUTO_K_AT_100K  # 400 KB: within any cache
 
 
 # ------------------------------------------------------------------------------------ damaged index folders

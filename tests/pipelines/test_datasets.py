@@ -1,3 +1,5 @@
+"""Dataset folders and names: the folder readers, the embedded demo, ir_datasets exported to the folder layout
+(on local files), and malformed lines named by file and line."""
 import json
 
 import pytest
