@@ -13,7 +13,7 @@ postings at a time. The passes:
      postings are sorted by term and written term by term into the output arrays (the index itself: 2 bytes a
      posting, 3-6 an entry)
 
-The shards are read into reused buffers (_ShardReader) and quantised inside the kernels of each pass, so no
+The shards are read into reused buffers (ShardReader) and quantised inside the kernels of each pass, so no
 pass copies a shard or allocates per shard; per-step wall and CPU seconds are logged at DEBUG.
 
 `build_index_from_matrix` is the in-memory builder of one CSR matrix: the reference that the streaming build
@@ -25,8 +25,6 @@ import contextlib
 import logging
 import shutil
 import time
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +32,7 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from contracts.atomic import atomic_folder, write_json
-from contracts.encoded import read_npy_header, read_vocab, validate_shards
+from contracts.encoded import ShardReader, read_vocab, validate_shards
 from contracts.manifest import read_json
 from indexing.base import (
     ARRAYS_KEY,
@@ -108,7 +106,7 @@ def build_index(encoded_dir: str | Path, index_dir: str | Path, bits: int = 8, s
     with atomic_folder(index_dir, overwrite, index_of_format(FORMAT), what=WHAT) as work:
         # vocab.json through the shared writer; doc_ids.txt is rewritten by pass 1, streamed, not listed in memory.
         write_folder_files(work, [], vocab)
-        reader = _ShardReader()
+        reader = ShardReader()
         with _timed("pass 1 (ids, largest weight)"):
             max_weight = _pass_ids_and_max(shards, reader, work / DOC_IDS_FILE, need_max=scale is None,
                                            progress=progress)
@@ -217,65 +215,7 @@ def _bar(total: int, desc: str, progress: bool) -> tqdm:
     return tqdm(total=total, desc=desc, unit="doc", disable=not progress, unit_scale=True)
 
 
-class _ShardReader:
-    """Shard members read straight into buffers reused from shard to shard (and pass to pass).
-
-    WHY not np.load: it reads a member through zipfile (a copy per chunk and a CRC per read) into fresh memory
-    each time, and the build reads every shard three times; at 1M documents that was a fifth of the build. The
-    shards are np.savez archives (contracts.encoded.save_shard), whose members are stored, not compressed, so
-    each is a plain .npy at a known offset of the file. Each member's CRC is still checked, the first time the
-    build reads it; a compressed member (another writer) is read with numpy.
-    """
-
-    def __init__(self):
-        self._buffers: dict[tuple[str, str], np.ndarray] = {}
-        self._checked: set[tuple[Path, str]] = set()
-
-    def read(self, path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-        """{name: array} of one shard; the arrays are views of the reader's buffers, valid until its next read.
-
-        Raises:
-            ValueError: a member that does not match its CRC or ends early (the shard named).
-        """
-        out = {}
-        with zipfile.ZipFile(path) as archive, open(path, "rb") as f:
-            for name in names:
-                info = archive.getinfo(f"{name}.npy")
-                if info.compress_type != zipfile.ZIP_STORED:
-                    with archive.open(info) as member:
-                        out[name] = np.lib.format.read_array(member)
-                    continue
-                f.seek(info.header_offset)
-                local = f.read(30)  # the local file header: fixed part, then the name and an extra field
-                member_start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + \
-                    int.from_bytes(local[28:30], "little")
-                f.seek(member_start)
-                shape, dtype = read_npy_header(f)
-                header_end = f.tell()
-                count = int(np.prod(shape)) if shape else 1
-                array = self._buffer(name, dtype, count)
-                got = f.readinto(memoryview(array).cast("B")) if array.nbytes else 0
-                if got != array.nbytes:
-                    raise ValueError(f"{path}: member {name}.npy ends after {got} of {array.nbytes} bytes")
-                if (path, name) not in self._checked:
-                    f.seek(member_start)
-                    crc = zlib.crc32(memoryview(array).cast("B"), zlib.crc32(f.read(header_end - member_start)))
-                    if crc != info.CRC:
-                        raise ValueError(f"{path}: member {name}.npy does not match its CRC (the file is damaged); "
-                                         f"re-encode this shard")
-                    self._checked.add((path, name))
-                out[name] = array.reshape(shape)
-        return out
-
-    def _buffer(self, name: str, dtype: np.dtype, count: int) -> np.ndarray:
-        key = (name, dtype.str)
-        buffer = self._buffers.get(key)
-        if buffer is None or buffer.shape[0] < count:
-            buffer = self._buffers[key] = np.empty(max(count, 1), dtype=dtype)
-        return buffer[:count]
-
-
-def _pass_ids_and_max(shards: list[dict], reader: _ShardReader, doc_ids_path: Path, need_max: bool,
+def _pass_ids_and_max(shards: list[dict], reader: ShardReader, doc_ids_path: Path, need_max: bool,
                       progress: bool) -> float:
     """Pass 1: doc ids appended to doc_ids.txt shard by shard; the largest weight when the scale is not given."""
     max_weight = 0.0
@@ -290,7 +230,7 @@ def _pass_ids_and_max(shards: list[dict], reader: _ShardReader, doc_ids_path: Pa
     return max_weight
 
 
-def _shard_csr(shard: dict, reader: _ShardReader) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _shard_csr(shard: dict, reader: ShardReader) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indptr int64, indices, data) of one shard, as its kernels read them."""
     z = reader.read(shard["path"], ("indptr", "indices", "data"))
     return z["indptr"].astype(np.int64, copy=False), z["indices"], z["data"]
