@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from contracts.encoded import check_encoded_ids, open_encoded
+from contracts.encoded import open_encoded
 from contracts.manifest import read_json
 from indexing.base import IndexTooLargeError, SearchableIndex
 from indexing.lucene_index import LuceneImpactIndex, build_lucene_index
@@ -76,7 +76,6 @@ def build_any_index(encoded: str | Path, output: str | Path, backend: str = "num
         ValueError: an unknown back end, or what the builder raises for a bad encoded folder.
         FileExistsError: `output` holds something and `overwrite` is off, or it is not an index of that back end.
     """
-    check_encoded_ids(encoded)  # a folder encoded before ids were checked, or edited: hits under the wrong id
     return get_backend(backend).build(encoded, output, bits=bits, scale=scale, overwrite=overwrite, **options)
 
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from contracts.atomic import atomic_folder, write_json
-from contracts.encoded import open_encoded, read_vocab
+from contracts.encoded import check_encoded_ids, open_encoded, read_vocab
 from indexing.base import check_bits, check_overwrite, common_manifest, index_of_format, write_folder_files
 from indexing.lucene_index.export import EXPORT_DIR, corpus_scale, export_collection
 from indexing.lucene_index.index import FORMAT, FORMAT_VERSION, LUCENE_DIR, LuceneImpactIndex
@@ -43,6 +43,7 @@ def build_lucene_index(encoded_dir: str | Path, index_dir: str | Path, scale: fl
     encoded_dir, index_dir = Path(encoded_dir), Path(index_dir)
     check_bits(bits)
     encoded = open_encoded(encoded_dir)
+    check_encoded_ids(encoded_dir)  # a folder encoded before ids were checked, or edited: hits under the wrong id
     check_overwrite(index_dir, overwrite, FORMAT)
     start_jvm()
     started = time.perf_counter()

@@ -32,7 +32,7 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from contracts.atomic import atomic_folder, write_json
-from contracts.encoded import ShardReader, read_vocab, validate_shards
+from contracts.encoded import ShardReader, check_encoded_ids, read_vocab, validate_shards
 from contracts.manifest import read_json
 from indexing.base import (
     ARRAYS_KEY,
@@ -80,7 +80,7 @@ def build_index(encoded_dir: str | Path, index_dir: str | Path, bits: int = 8, s
     Raises:
         FileExistsError: `index_dir` holds something that may not be replaced.
         FileNotFoundError / ValueError: a shard missing, truncated, damaged (a member's CRC), of another
-            vocabulary, or holding term ids outside it (named).
+            vocabulary, or holding term ids outside it (named); a document id used twice (both documents named).
         OSError: not enough free disk for the index (the figures are given).
     """
     encoded_dir, index_dir = Path(encoded_dir), Path(index_dir)
@@ -90,6 +90,7 @@ def build_index(encoded_dir: str | Path, index_dir: str | Path, bits: int = 8, s
         raise ValueError(f"unknown document reordering {reorder!r}; expected one of {layout.REORDERINGS}")
     check_overwrite(index_dir, overwrite, FORMAT)
     encoded, shards = validate_shards(encoded_dir)
+    check_encoded_ids(encoded_dir)  # a folder encoded before ids were checked, or edited: hits under the wrong id
     vocab = read_vocab(encoded_dir)
     vocab_size = int(encoded["vocab_size"])
     num_docs = sum(s["num_docs"] for s in shards)

@@ -146,6 +146,16 @@ def test_shard_with_other_row_count_than_manifest_is_named(small_encoded):
         validate_shards(small_encoded)
 
 
+def test_repeated_document_id_is_refused_by_the_library_call(tmp_path):
+    """build_index itself (not only `splade index`) refuses ids used twice, even in two shards."""
+    matrix = sp.random(6, 25, density=0.3, random_state=3, format="csr", dtype=np.float32)
+    ids = ["d0", "d1", "d2", "d3", "d1", "d5"]
+    encoded = write_encoded(tmp_path / "encoded", ids, matrix, [f"w{i}" for i in range(25)], SYNTHETIC, shard_size=3)
+    with pytest.raises(ValueError, match="document id 'd1' is used twice, by documents 2 and 5"):
+        build_index(encoded, tmp_path / "index", progress=False)
+    assert not (tmp_path / "index").exists()
+
+
 def test_full_disk_is_refused_before_writing(small_encoded, tmp_path, monkeypatch):
     monkeypatch.setattr(build_module.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9, 1000))
     with pytest.raises(OSError, match=r"needs about \d+\.\d MiB free for the spilled postings.* has 0\.0 MiB"):
