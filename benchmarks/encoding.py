@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from indexing import encoder as encoder_module
 from indexing.encoder import SpladeEncoder, _Projection, _vocab_projection_removed
 from pipelines.datasets import resolve_dataset
 from pipelines.models import resolve_model
@@ -77,6 +78,15 @@ class EmulatedBf16Projection(_Projection):
 
     def __call__(self, x, start, stop, out):
         return super().__call__(x.bfloat16().float(), start, stop, out).bfloat16().float()
+
+
+def _all_threads(encoder: SpladeEncoder, texts, max_length):
+    """encoder.encode with every batch on all of torch's threads, single queries included."""
+    saved, encoder_module.SINGLE_THREAD_TOKENS = encoder_module.SINGLE_THREAD_TOKENS, 0
+    try:
+        return encoder.encode(texts, max_length)
+    finally:
+        encoder_module.SINGLE_THREAD_TOKENS = saved
 
 
 def read_texts(path: Path, n: int) -> list[str]:
@@ -135,6 +145,8 @@ def main(argv=None) -> int:
     plain = PlainLoop(fp32)
     systems = {"plain loop (fp32)": lambda t, n=256: plain.encode(t, n)}
     systems.update({f"encoder {p}": (lambda t, n=256, e=e: e.encode(t, n)) for p, e in encoders.items()})
+    if "fp32" in encoders:  # the same encoder without its one-thread rule for small batches (SINGLE_THREAD_TOKENS)
+        systems["encoder fp32, all threads"] = lambda t, n=256: _all_threads(encoders["fp32"], t, n)
 
     reference = plain.encode(passages[:50], 256).toarray()
     agreement = {} if args.skip_speed else {

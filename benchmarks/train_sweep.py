@@ -8,6 +8,7 @@ base, so the runs differ only by lambda. Each model is then evaluated as `splade
 at 256 tokens, queries at 64, the numba index, BEIR's NDCG@10), the base model too (lambda "zero-shot"). Writes
 sweep.json, sweep.md (a table in the results table's layout, with the preset-like setting of each row) and
 sweep.png (NDCG@10 against FLOPS, as the reference table's trade-off: higher lambda, sparser, eventually worse).
+A rerun keeps every lambda that finished (its sweep-row.json) and trains only the others.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 
 from contracts.atomic import atomic_path, write_json, write_text
+from contracts.manifest import read_json
 from evaluation.tables import markdown_table
 from pipelines.commands.train import model_figures, resolve_config
 from pipelines.datasets import resolve_dataset
@@ -105,10 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     for value in (float(v) for v in args.lambdas.split(",")):
         config = base_config.replace(lambda_q=value, lambda_d=0.75 * value)
         name = f"lq-{value:g}"
+        done = out / name / "sweep-row.json"  # a rerun resumes: every finished lambda is kept, not trained again
+        if done.exists():
+            logger.info("%s: finished before, reusing %s", name, done)
+            results.append(read_json(done, "sweep row"))
+            continue
         summary = train(config, base, lambda: rows_path, out / name)
         figures = evaluate(Path(summary["model"]), dataset, out / name / "evaluation")
         results.append({"run": name, "lambda_q": value, "lambda_d": 0.75 * value, "setting": preset_like(value),
                         "steps": summary["steps"], **figures})
+        write_json(done, results[-1])
         write_json(out / "sweep.json", {"config": base_config.to_dict(), "runs": results})
 
     header = ["run", "preset-like", "λq", "λd", f"{dataset.name} NDCG@10", "MRR@10", "R@100", "FLOPS", "q nnz", "d nnz",

@@ -45,6 +45,11 @@ CPU_TOKEN_BUDGET = 8192  # padded tokens per batch on a CPU: the body's activati
 CPU_TOKEN_TILE = 1024  # tokens x vocabulary tile of the projection: 1024 x 8192 floats (32 MB), measured fastest
 CPU_VOCAB_TILE = 8192
 MAX_TEXTS = 512  # rows per batch at most: the pooled [texts, vocabulary] maxima stay under 64 MB
+# A CPU batch of at most this many padded tokens (a single query, a few short texts) runs on one thread: its
+# products are too small to split (the projection of one query is a matrix-vector product that reads the 15.6 MB
+# vocabulary matrix once, bound by memory, not by cores), and waking the other threads costs more than they add.
+# Measured in `python -m benchmarks.encoding` (single queries, splade-tiny, 2 cores; the row "all threads" there).
+SINGLE_THREAD_TOKENS = 512
 
 
 def document_text(title: str | None, text: str) -> str:
@@ -196,10 +201,10 @@ def max_pool_packed(tokens: torch.Tensor, doc_index: torch.Tensor, num_docs: int
     Returns:
         [num_docs, vocab_size] float32 maxima (before relu and log1p).
     """
-    pooled = torch.full((num_docs, vocab_size), -torch.inf, dtype=torch.float32, device=tokens.device)
     if num_docs == 1 and len(tokens) <= token_tile and projection.whole_vocabulary:
         # a single short text (a query): one product over the whole vocabulary, one max; its logits fit in a tile
         return projection(tokens, 0, vocab_size, None).float().amax(0, keepdim=True)
+    pooled = torch.full((num_docs, vocab_size), -torch.inf, dtype=torch.float32, device=tokens.device)
     buffer = None  # only fp32 products are written in place; lower precisions return their own tile
     if projection.compute == "fp32":
         buffer = torch.empty(min(token_tile, max(len(tokens), 1)), min(vocab_tile, vocab_size), dtype=torch.float32,
@@ -447,8 +452,10 @@ class SpladeEncoder:
     def _encode_features(self, features: dict) -> sp.csr_matrix:
         padded = self.tokenizer.pad(features, padding=True, return_tensors="pt")
         padded = {k: v.to(self.device) for k, v in padded.items()}
-        pooled = self.pool(padded)
-        pooled.relu_().log1p_()
+        small = self.device.type == "cpu" and padded["input_ids"].numel() <= SINGLE_THREAD_TOKENS
+        with _torch_threads(1) if small else contextlib.nullcontext():
+            pooled = self.pool(padded)
+            pooled.relu_().log1p_()
         return _to_csr(pooled)
 
     def pool(self, features: dict) -> torch.Tensor:
@@ -469,6 +476,20 @@ class SpladeEncoder:
         doc_index = torch.arange(mask.shape[0], device=mask.device).repeat_interleave(mask.sum(1))
         return max_pool_packed(tokens, doc_index, mask.shape[0], self.projection, self.vocab_size,
                                self.token_tile, self.vocab_tile)
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    """torch's intra-op threads set to n for the block (switching costs well under a microsecond)."""
+    before = torch.get_num_threads()
+    if n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _to_csr(weights: torch.Tensor) -> sp.csr_matrix:
