@@ -5,6 +5,7 @@ built from each (peak memory and time), searched with the real MS MARCO dev quer
     python -m benchmarks.scale build --docs 1000000        `splade index` on it, under /usr/bin/time
     python -m benchmarks.scale compare --docs 1000000      build time against PISA's, same vectors, back to back
     python -m benchmarks.scale search --docs 1000000       latencies of the built index (and the peers that fit)
+    python -m benchmarks.scale crossover --docs 1000000    pruned against exhaustive, query by query, by postings
     python -m benchmarks.scale table                       benchmarks/results/scale/scale.md + scale.png
 
 WHY a pool of chunks: chunk c of benchmarks/synthetic.py's collection is the same matrix whatever the
@@ -229,6 +230,50 @@ def search(docs: int, methods=("pruned", "exhaustive"), mmap: bool = False, timi
     return out
 
 
+def crossover(docs: int, per_set: int = 60, seed: int = 0) -> dict:
+    """Pruned against exhaustive search, query by query and paired (best of 3, one thread), by the query's postings
+    per document: the measurement behind AUTO_POSTINGS_BAND in indexing/numba_index/index.py. Light and dev
+    queries as they are, heavy ones cut to a random prefix of their terms (the ratios in between)."""
+    from indexing.numba_index import kernels
+
+    index = _Built(index_dir(docs), "auto", False).index
+    arrays = index._kernel_arrays()
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name, q in query_sets().items():
+        q = index.quantize_queries(q)
+        for i in rng.choice(q.shape[0], min(per_set, q.shape[0]), replace=False):
+            one = q[int(i)]
+            if name == "heavy":
+                keep = int(rng.integers(2, max(3, one.nnz)))
+                one = sp.csr_matrix((one.data[:keep], one.indices[:keep], [0, keep]), shape=one.shape)
+            row = {"set": name, "postings_per_doc": kernels._postings_of(arrays, one.indices.astype(np.int32)) / docs}
+            for k in (10, 1000):
+                for method in ("pruned", "exhaustive"):
+                    times = []
+                    for _ in range(4):  # the first warms up
+                        started = time.perf_counter()
+                        index.search_arrays(one, k, quantized=True, threads=1, method=method)
+                        times.append(time.perf_counter() - started)
+                    row[f"{method}_{k}_ms"] = min(times[1:]) * 1000
+            rows.append(row)
+    edges = (0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 100)
+    lines = ["| postings / documents | queries | k=10 pruned ms | k=10 exhaustive ms | exhaustive / pruned, k=10 | "
+             "k=1000 |", "|---|---|---|---|---|---|"]
+    for lo, hi in zip(edges, edges[1:]):
+        group = [r for r in rows if lo <= r["postings_per_doc"] < hi]
+        if group:
+            pruned, exhaustive = (float(np.median([r[f"{m}_10_ms"] for r in group])) for m in ("pruned", "exhaustive"))
+            ratio = [float(np.median([r[f"exhaustive_{k}_ms"] / r[f"pruned_{k}_ms"] for r in group]))
+                     for k in (10, 1000)]
+            lines.append(f"| [{lo:g}, {hi:g}) | {len(group)} | {pruned:.2f} | {exhaustive:.2f} | {ratio[0]:.2f} | "
+                         f"{ratio[1]:.2f} |")
+    out = {"docs": docs, "rows": rows, "table": "\n".join(lines)}
+    write_json(RESULTS / f"crossover-{docs}.json", out)
+    print(out["table"])
+    return out
+
+
 PEERS = ("numba", "scipy", "pisa-maxscore")
 
 
@@ -435,7 +480,39 @@ def _rows() -> list[dict]:
                 rows.append({"docs": docs, "system": p["name"], "set": qset, "build_peak_mib": p["build_peak_mib"],
                              "build_s": p["build_s"], "index_mib": p["size_mib"],
                              **_latencies([r for r in p["runs"] if r["set"] == qset])})
-    return rows
+    return rows + _peers_not_run(rows)
+
+
+# A process past this is killed on the 24 GiB machine (no swap), so a peer projected beyond it is not started.
+USABLE_MIB = 22 * 1024
+
+
+def _peers_not_run(rows: list[dict]) -> list[dict]:
+    """For every size with an index but no run of a peer measured at a smaller size: a row saying what the peer
+    would need there, its whole-process peak at the smaller size scaled by the passages (the peers hold the whole
+    corpus in memory, so their peak grows with it; the 1M peaks are 2.4 GiB scipy, 2.8 numba, 4.2 PISA)."""
+    measured = {}  # system -> (docs, peak MiB, name) at the largest size it ran
+    for path in sorted(RESULTS.glob("peer-*-*.json")):
+        p = json.loads(path.read_text())
+        peak = p.get("process", {}).get("peak_rss_mib")
+        if p.get("ok") and peak:
+            system = p.get("system", path.stem.split("-", 2)[-1])
+            docs = int(path.stem.split("-")[1])
+            if docs > measured.get(system, (0,))[0]:
+                measured[system] = (docs, peak, p["name"])
+    ran = {(r["docs"], r["system"]) for r in rows}
+    out = []
+    for docs in sorted({r["docs"] for r in rows}):
+        for at, peak, name in measured.values():
+            if docs <= at or (docs, name) in ran:
+                continue
+            need = peak * docs / at
+            verdict = ("does not fit in 24 GiB" if need > USABLE_MIB
+                       else "fits: run it with `python -m benchmarks.scale peers --docs " + str(docs) + "`")
+            out.append({"docs": docs, "system": name, "set": "-",
+                        "note": f"not run; would need about {need / 1024:,.1f} GiB ({peak / 1024:,.1f} GiB at "
+                                f"{at:,} passages, scaled): {verdict}"})
+    return out
 
 
 def _latencies(runs: list[dict]) -> dict:
@@ -454,7 +531,8 @@ def table() -> str:
     lines = [head, "|" + "---|" * 11]
     for r in rows:
         if "note" in r:
-            lines.append(f"| {r['docs']:,} | {r['system']} | - | did not fit or failed: {r['note']} |||||||| ")
+            note = r["note"] if r["note"].startswith("not run") else f"did not fit or failed: {r['note']}"
+            lines.append(f"| {r['docs']:,} | {r['system']} | - | {note} |||||||| ")
             continue
         cpu = "-" if r.get("build_cpu_s") is None else f"{r['build_cpu_s']:,.0f}"
         peak = r["build_peak_mib"] if isinstance(r["build_peak_mib"], str) else f"{r['build_peak_mib']:,.0f}"
@@ -506,7 +584,7 @@ def _plot(rows: list[dict]) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=("generate", "build", "ours-build", "pisa-build", "compare", "search",
-                                         "peers", "table"))
+                                         "crossover", "peers", "table"))
     parser.add_argument("--docs", type=int, default=1_000_000)
     parser.add_argument("--part", default=None,
                         help="I/N: only draw every N-th pool shard from the I-th (for N processes)")
@@ -529,6 +607,8 @@ def main(argv=None) -> int:
         compare(args.docs)
     elif args.step == "table":
         table()
+    elif args.step == "crossover":
+        crossover(args.docs)
     elif args.step == "peers":
         peers(args.docs, args.systems.split(","))
     elif args.step == "search":

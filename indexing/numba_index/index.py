@@ -17,7 +17,8 @@ Folder layout:
   vocab.json      token strings in id order
 
 Search is exact either way: block-max pruning ("pruned") or every posting ("exhaustive"); "auto", the default,
-picks the one measured faster for the k asked and the collection's size (`ImpactIndex.auto_exhaustive_k`).
+picks the one measured faster for the k asked and the collection's size (`ImpactIndex.auto_exhaustive_k`), and
+below that k each query's postings (AUTO_POSTINGS_BAND).
 `alpha` < 1 makes pruned search approximate.
 """
 from __future__ import annotations
@@ -45,8 +46,8 @@ from indexing.numba_index import kernels
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ARRAYS", "AUTO_K_AT_100K", "AUTO_K_EXPONENT", "DEFAULT_BLOCK_SIZE", "FORMAT", "FORMAT_VERSION", "METHODS",
-           "ImpactIndex"]
+__all__ = ["ARRAYS", "AUTO_K_AT_100K", "AUTO_K_EXPONENT", "AUTO_POSTINGS_BAND", "DEFAULT_BLOCK_SIZE", "FORMAT",
+           "FORMAT_VERSION", "METHODS", "ImpactIndex"]
 
 FORMAT = "splade-impact-index"
 # 2 -> 3: per-entry posting starts (4 bytes) became counts (1 byte) plus anchors.
@@ -73,6 +74,13 @@ AUTO_K_EXPONENT = 0.8
 # the cache, while at 1M (4 MB) exhaustive won at k = 1000 on every set (dev 1.45 against 4.01 ms). The cut is
 # then 2,308 at 8.84M: above the k = 1000 measured, not measured itself.
 AUTO_K_BEYOND_CACHE = 4
+# Below its cut, "auto" still scores every posting of each query whose postings lie in AUTO_POSTINGS_BAND (from
+# documents / 50 to documents / 10), while the accumulator fits the last-level cache. WHY: measured at 1M
+# synthetic documents, k=10, query by query (dev, light and prefixes of heavy queries, pruned and exhaustive
+# paired): exhaustive took 0.73-0.82x the pruned time between 2 % and 10 % postings per document (the MS MARCO dev
+# queries have 4 % on average), 1.16x below (the fixed cost of its marks) and 1.1-5.6x above
+# (`python -m benchmarks.scale crossover --docs 1000000`).
+AUTO_POSTINGS_BAND = (50, 10)
 _DEFAULT_CACHE_BYTES = 32 * 2**20  # where the kernel does not say (an L3 of today's server CPUs)
 _DOC_ID_BYTES = 80  # memory of one external id in a Python list (object, pointer, a short string), for check_memory
 
@@ -255,7 +263,7 @@ class ImpactIndex(QuantizedIndex):
             raise ValueError(f"k must be at least 1, got {k}")
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha must be in (0, 1] (1 = exact), got {alpha}")
-        method = self.resolve_method(method, k, alpha)
+        requested, method = method, self.resolve_method(method, k, alpha)
         if not quantized:
             q = self.quantize_queries(queries)
         else:  # a CSR matrix as it is: re-checking its format cost ~25 us a call (measured)
@@ -278,10 +286,22 @@ class ImpactIndex(QuantizedIndex):
             scratch = self._scratch[(chunks, acc_dtype)] = kernels.new_scratch(chunks, self.num_docs, self.block_size,
                                                                                acc_dtype)
         run = kernels.search_serial if chunks == 1 else kernels.search_batch
-        run(self._kernel_arrays(), batch, k, float(alpha), method == "exhaustive", scratch, results, chunk_stats)
+        run(self._kernel_arrays(), batch, k, float(alpha), self._exhaustive_band(requested, method, alpha), scratch,
+            results, chunk_stats)
         if stats is not None:
             stats += chunk_stats.sum(axis=0)
         return results
+
+    def _exhaustive_band(self, requested: str, method: str, alpha: float) -> tuple[int, int]:
+        """Postings (lo, hi) of the queries kernels.search_batch searches exhaustively: all for "exhaustive", none
+        for a forced "pruned", and for "auto" below its cut those in AUTO_POSTINGS_BAND while the accumulator fits
+        the last-level cache."""
+        if method == "exhaustive":
+            return 0, 2**62
+        fits = self.num_docs * np.dtype(np.int32).itemsize <= last_level_cache_bytes()
+        if requested != "auto" or alpha != 1.0 or not fits:
+            return 0, 0
+        return int(self.num_docs // AUTO_POSTINGS_BAND[0]), int(self.num_docs // AUTO_POSTINGS_BAND[1])
 
     def _kernel_arrays(self) -> kernels.IndexArrays:
         return kernels.IndexArrays(

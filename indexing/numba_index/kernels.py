@@ -635,7 +635,7 @@ def new_scratch(num_chunks: int, num_docs: int, block_size: int, acc_dtype=np.in
 
 
 @nb.njit(cache=True, nogil=True)
-def _search_chunk(c, index, queries, k, alpha, exhaustive, scratch, results, stats):
+def _search_chunk(c, index, queries, k, alpha, exhaustive_band, scratch, results, stats):
     """The queries c, c + chunks, ... (chunks = rows of scratch) with row c of the scratch arrays and of stats."""
     num_chunks = scratch.acc.shape[0]
     row = Scratch(scratch.acc[c], scratch.ub[c], scratch.flag[c], scratch.touched_blocks[c], scratch.order[c],
@@ -643,7 +643,7 @@ def _search_chunk(c, index, queries, k, alpha, exhaustive, scratch, results, sta
     top = np.empty(2 * k + 16, dtype=np.int64)  # the top-k buffer (see _offer)
     for q in range(c, queries.indptr.shape[0] - 1, num_chunks):
         a, b = queries.indptr[q], queries.indptr[q + 1]
-        if exhaustive:
+        if exhaustive_band[0] <= _postings_of(index, queries.terms[a:b]) < exhaustive_band[1]:
             results.counts[q] = exhaustive_search(index, queries.terms[a:b], queries.weights[a:b], k, row, top,
                                                   results.docs[q], results.scores[q])
         else:
@@ -652,7 +652,7 @@ def _search_chunk(c, index, queries, k, alpha, exhaustive, scratch, results, sta
 
 
 @nb.njit(cache=True, parallel=True)
-def search_batch(index, queries, k, alpha, exhaustive, scratch, results, stats):
+def search_batch(index, queries, k, alpha, exhaustive_band, scratch, results, stats):
     """Many queries over all cores: chunk c of the queries (one per row of `scratch`) uses row c of the scratch
     arrays and of stats.
 
@@ -660,18 +660,19 @@ def search_batch(index, queries, k, alpha, exhaustive, scratch, results, stats):
         index: IndexArrays of the loaded index.
         queries: Queries (quantised CSR rows, positive integer weights).
         k: results per query. alpha: 1 for exact pruned search, below for approximate.
-        exhaustive: score every posting instead of pruning.
+        exhaustive_band: (lo, hi) int64: a query whose postings p satisfy lo <= p < hi is searched by scoring every
+            posting, the others by pruning ((0, 2**62): all exhaustive; (0, 0): all pruned).
         scratch: Scratch of new_scratch(chunks, ...), left as found.
         results: Results of [n, k] rows that receive the top k of each query (and counts[q] how many).
         stats: int64 [chunks, NUM_STATS], added to (pruned search only).
     """
     for c in nb.prange(scratch.acc.shape[0]):
-        _search_chunk(c, index, queries, k, alpha, exhaustive, scratch, results, stats)
+        _search_chunk(c, index, queries, k, alpha, exhaustive_band, scratch, results, stats)
 
 
 @nb.njit(cache=True, nogil=True)
-def search_serial(index, queries, k, alpha, exhaustive, scratch, results, stats):
+def search_serial(index, queries, k, alpha, exhaustive_band, scratch, results, stats):
     """search_batch on the calling thread alone: waking numba's thread pool costs more than a pruned query, and
     on a busy machine much more (the pool's threads wait for a core)."""
     for c in range(scratch.acc.shape[0]):
-        _search_chunk(c, index, queries, k, alpha, exhaustive, scratch, results, stats)
+        _search_chunk(c, index, queries, k, alpha, exhaustive_band, scratch, results, stats)

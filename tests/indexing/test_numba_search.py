@@ -262,6 +262,33 @@ def test_auto_method_equals_pruned_and_exhaustive(random_indexes, monkeypatch, k
                 np.testing.assert_array_equal(a, b)
 
 
+def test_auto_method_per_query_postings(random_indexes, monkeypatch):
+    """Below the k cut, "auto" searches exhaustively exactly the queries whose postings fall in AUTO_POSTINGS_BAND
+    (pruned search adds to the stats, exhaustive does not), the results unchanged, and none beyond the cache."""
+    import indexing.numba_index.index as numba_index
+
+    monkeypatch.setattr(numba_index, "AUTO_K_AT_100K", 10**7)  # every k pruned by the k rule
+    docs, queries, indexes = random_indexes
+    index = indexes["top-terms"]
+    postings = np.diff(index.offsets)[queries.indices]
+    per_query = np.add.reduceat(postings, queries.indptr[:-1]) * (np.diff(queries.indptr) > 0)
+    low, high = sorted(np.percentile(per_query, [25, 75]).astype(int))
+    monkeypatch.setattr(numba_index, "AUTO_POSTINGS_BAND", (index.num_docs / low, index.num_docs / high))
+    band = index._exhaustive_band("auto", "pruned", 1.0)
+    assert band == (index.num_docs // (index.num_docs / low), index.num_docs // (index.num_docs / high))
+    inside = (band[0] <= per_query) & (per_query < band[1])
+    assert 0 < inside.sum() < len(inside)
+    for q in range(queries.shape[0]):
+        stats = np.zeros(3, np.int64)
+        auto = index.search_arrays(queries[q], 10, quantized=True, threads=1, stats=stats)
+        assert (stats.sum() == 0) == bool(inside[q]), f"query {q}: {per_query[q]} postings, band {band}"
+        assert_same(auto, top_k(queries[q], docs, 10))
+    assert index._exhaustive_band("pruned", "pruned", 1.0) == (0, 0)  # forced stays forced
+    assert index._exhaustive_band("auto", "pruned", 0.8) == (0, 0)  # approximate is pruned
+    monkeypatch.setattr(numba_index, "last_level_cache_bytes", lambda: 1024)  # beyond the cache: no band
+    assert index._exhaustive_band("auto", "pruned", 1.0) == (0, 0)
+
+
 def test_auto_method_rule(random_indexes, monkeypatch):
     from indexing.numba_index import index as index_module
     from indexing.numba_index.index import AUTO_K_AT_100K, AUTO_K_BEYOND_CACHE
