@@ -390,18 +390,19 @@ class SpladeEncoder:
                 raise ValueError(f"query {i} is empty: SPLADE needs at least one token to encode")
         return self.encode(texts, self.query_max_length, progress=progress, what="queries")
 
-    def encode_documents(self, texts: Sequence[str], progress: bool = False) -> sp.csr_matrix:
+    def encode_documents(self, texts: Sequence[str], progress: bool = False, on_batch=None) -> sp.csr_matrix:
         """Documents at `doc_max_length` tokens; empty documents exist in real collections (Cranfield has some)
         and are encoded as the model sees them.
 
         Args:
             texts: the document texts (`document_text` of title and body).
             progress: a tqdm bar over the documents.
+            on_batch: called with the number of texts after each batch (encode_corpus's bar moves per batch).
 
         Returns:
             [documents, vocabulary] CSR float32 weights, in input order.
         """
-        return self.encode(texts, self.doc_max_length, progress=progress, what="documents")
+        return self.encode(texts, self.doc_max_length, progress=progress, what="documents", on_batch=on_batch)
 
     def encode(self, texts: Sequence[str], max_length: int, progress: bool = False, what: str = "texts",
                on_batch=None) -> sp.csr_matrix:

@@ -244,3 +244,29 @@ def test_a_folder_written_before_digests_is_checked_by_its_ids(tmp_path):
     renamed = [("x00", DOCS[0][1])] + DOCS[1:]
     with pytest.raises(ValueError, match=r"the ids of documents 1..4 of the corpus differ from those in shard-00000"):
         encode_corpus(Words(), renamed, out, shard_size=4, progress=False)
+
+
+def test_the_bar_moves_per_batch_not_per_shard(tmp_path, splade_tiny_path, monkeypatch):
+    """The real encoder's batches reach encode_corpus's bar: one 10-document shard, batches of at most 2 texts."""
+    import indexing.encode as encode_module
+    from indexing.encoder import SpladeEncoder
+
+    updates = []
+
+    class Bar:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def update(self, n):
+            updates.append(n)
+
+        def set_postfix_str(self, *args, **kwargs):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(encode_module, "tqdm", Bar)
+    encoder = SpladeEncoder(splade_tiny_path, doc_max_length=32, batch_size=2)
+    encode_corpus(encoder, DOCS, tmp_path / "e", shard_size=len(DOCS), total=len(DOCS), progress=True)
+    assert updates == [2] * 5
