@@ -37,19 +37,29 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PRECISIONS", "SpladeEncoder", "TokenBudget", "document_text", "load_sparse_encoder", "max_pool_packed",
-           "token_budget_batches", "vocabulary", "vocabulary_hash"]
+__all__ = ["AUTO", "PRECISIONS", "SpladeEncoder", "TokenBudget", "auto_precision", "document_text",
+           "load_sparse_encoder", "max_pool_packed", "token_budget_batches", "vocabulary", "vocabulary_hash"]
 
 PRECISIONS = ("fp32", "bf16", "int8")
+# "auto" (opt-in) runs the fastest precision within 0.002 SciFact NDCG@10 of exact fp32 that the hardware has:
+# bf16 where it has bf16 matrix instructions, else fp32. Measured with `python -m benchmarks.encoding --ndcg`
+# (splade-tiny, 2 cores, idle; benchmarks/results/encoding/): NDCG@10 fp32 0.6437, bf16 0.6433, int8 0.6428; on an
+# AMD EPYC with AVX512-BF16, against a plain fp32 torch loop, bf16 1.90x / 1.76x (passages / abstracts), int8
+# 1.52x / 1.65x, fp32 1.12x / 1.17x; on a CPU without bf16 instructions bf16 runs reference kernels at 0.03x.
+# WHY the commands' default stays fp32: only fp32 gives a document the same weights whatever is batched beside it
+# (within float rounding). bf16 changes them by up to 0.03 (padding and shapes change its rounding) and int8 by up
+# to 0.28 (torch's dynamic quantisation scales the activations per batch), so an index would depend on batch sizes,
+# on how many workers split the corpus and on where a resumed encoding restarted.
+AUTO = "auto"
 CPU_TOKEN_BUDGET = 8192  # padded tokens per batch on a CPU: the body's activations stay in a few MB
 CPU_TOKEN_TILE = 1024  # tokens x vocabulary tile of the projection: 1024 x 8192 floats (32 MB), measured fastest
 CPU_VOCAB_TILE = 8192
 MAX_TEXTS = 512  # rows per batch at most: the pooled [texts, vocabulary] maxima stay under 64 MB
-# A CPU batch of at most this many padded tokens (a single query, a few short texts) runs on one thread: its
-# products are too small to split (the projection of one query is a matrix-vector product that reads the 15.6 MB
-# vocabulary matrix once, bound by memory, not by cores), and waking the other threads costs more than they add.
-# Measured in `python -m benchmarks.encoding` (single queries, splade-tiny, 2 cores; the row "all threads" there).
-SINGLE_THREAD_TOKENS = 512
+# A CPU batch of at most this many padded tokens runs on one thread (0: never). Off by default. WHY, measured in
+# `python -m benchmarks.encoding` (single queries, splade-tiny, 2 cores, fp32, p50): on the idle machine all threads
+# took 6.03 ms against 9.04 on one; with other jobs on the cores one thread took 6.80 against 16.77. A server that
+# encodes many queries side by side can set it (512 covers any query at 64 tokens).
+SINGLE_THREAD_TOKENS = 0
 
 
 def document_text(title: str | None, text: str) -> str:
@@ -288,7 +298,8 @@ class SpladeEncoder:
         batch_size: the most texts in one batch (default: as many as the token budget allows, up to 512).
         device: torch device (default: cuda when there is one, else cpu).
         precision: "fp32" (exact), "bf16" (bf16 matrix products, fp16 on a GPU without bf16; maxima and output in
-            fp32) or "int8" (dynamically quantised linear layers and projection).
+            fp32), "int8" (dynamically quantised linear layers and projection) or "auto" (`auto_precision`: bf16
+            where the device has bf16 matrix instructions, else fp32; `precision` then holds the choice).
         token_budget: padded tokens per batch (default: 8,192 on a CPU, sized to the free memory on a GPU).
         verbose: show transformers' loading bar and messages.
 
@@ -308,8 +319,8 @@ class SpladeEncoder:
         token_budget: int | None = None,
         verbose: bool = False,
     ):
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+        if precision not in PRECISIONS + (AUTO,):
+            raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS + (AUTO,))}")
         for name, value in (("batch_size", batch_size), ("token_budget", token_budget),
                             ("query_max_length", query_max_length), ("doc_max_length", doc_max_length)):
             if value is not None and value < 1:
@@ -318,6 +329,7 @@ class SpladeEncoder:
         self.query_max_length = query_max_length
         self.doc_max_length = doc_max_length
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        precision = auto_precision(self.device) if precision == AUTO else precision
         self.precision = precision
         self.model = load_sparse_encoder(model_path, max_length=max(query_max_length, doc_max_length),
                                          device=str(self.device), verbose=verbose)
@@ -477,6 +489,24 @@ class SpladeEncoder:
         doc_index = torch.arange(mask.shape[0], device=mask.device).repeat_interleave(mask.sum(1))
         return max_pool_packed(tokens, doc_index, mask.shape[0], self.projection, self.vocab_size,
                                self.token_tile, self.vocab_tile)
+
+
+def auto_precision(device: torch.device | str) -> str:
+    """What precision "auto" runs on `device`: "bf16" on a GPU and on a CPU with bf16 matrix instructions
+    (AVX512-BF16 or AMX, as oneDNN reports them), else "fp32" (see AUTO above for the measurements).
+
+    Args:
+        device: a torch device.
+
+    Returns:
+        "bf16" or "fp32".
+    """
+    if torch.device(device).type == "cuda":
+        return "bf16"  # fp16 where the GPU lacks bf16 (SpladeEncoder's "bf16" does that)
+    try:
+        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    except (AttributeError, RuntimeError):  # a torch build without oneDNN
+        return "fp32"
 
 
 @contextlib.contextmanager

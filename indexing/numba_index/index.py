@@ -68,19 +68,18 @@ METHODS = ("auto", "pruned", "exhaustive")
 AUTO_K_AT_100K = 16
 AUTO_K_EXPONENT = 0.8
 # Beyond the last-level cache the cut moves up AUTO_K_BEYOND_CACHE times. WHY: measured at 8.84M documents (an
-# int32 accumulator of 35 MB against a 32 MiB L3; `make bench-scale`, idle machine, one query at a time) pruned
-# search was as fast or faster than exhaustive at k = 10 and k = 1000 on every query set (MS MARCO dev k=1000:
-# 16.6 against 24.6 ms; light 128.5 / 121.8, heavy 186.7 / 188.4), since there every accumulator update misses
-# the cache, while at 1M (4 MB) exhaustive won at k = 1000 on every set (dev 1.45 against 4.01 ms). The cut is
-# then 2,308 at 8.84M: above the k = 1000 measured, not measured itself.
-AUTO_K_BEYOND_CACHE = 4
-# Below its cut, "auto" still scores every posting of each query whose postings lie in AUTO_POSTINGS_BAND (from
-# documents / 50 to documents / 10), while the accumulator fits the last-level cache. WHY: measured at 1M
-# synthetic documents, k=10, query by query (dev, light and prefixes of heavy queries, pruned and exhaustive
-# paired): exhaustive took 0.73-0.82x the pruned time between 2 % and 10 % postings per document (the MS MARCO dev
-# queries have 4 % on average), 1.16x below (the fixed cost of its marks) and 1.1-5.6x above
-# (`python -m benchmarks.scale crossover --docs 1000000`).
-AUTO_POSTINGS_BAND = (50, 10)
+# int32 accumulator of 35 MB against a 32 MiB L3; `make bench-scale`, idle machine, one query at a time, the
+# branch-free exhaustive pass): at k = 1000 exhaustive was 1.04x / 1.20x / 1.06x faster than pruned (dev 12.9
+# against 13.4 ms, light 53.6 / 64.6, heavy 102.2 / 108.0), at k = 10 pruned 2.0-5.4x faster, so the cut lies
+# just below 1000 there: 866 with this factor (k between 10 and 1000 not measured at that size).
+AUTO_K_BEYOND_CACHE = 1.5
+# Below its cut, "auto" still scores every posting of each query whose postings per document lie in
+# AUTO_POSTINGS_BAND (a fraction of the documents: from 0 to a fifth), while the accumulator fits the last-level
+# cache. WHY: measured at 1M synthetic documents on the idle machine, k=10, query by query (dev, light and prefixes
+# of heavy queries, pruned and exhaustive paired; `python -m benchmarks.scale crossover --docs 1000000`), the
+# branch-free exhaustive pass took 0.75-0.97x the pruned time below 0.2 postings per document (the MS MARCO dev
+# queries have 0.04 on average) and 1.8-3.3x above.
+AUTO_POSTINGS_BAND = (0.0, 0.2)
 _DEFAULT_CACHE_BYTES = 32 * 2**20  # where the kernel does not say (an L3 of today's server CPUs)
 _DOC_ID_BYTES = 80  # memory of one external id in a Python list (object, pointer, a short string), for check_memory
 
@@ -301,7 +300,7 @@ class ImpactIndex(QuantizedIndex):
         fits = self.num_docs * np.dtype(np.int32).itemsize <= last_level_cache_bytes()
         if requested != "auto" or alpha != 1.0 or not fits:
             return 0, 0
-        return int(self.num_docs // AUTO_POSTINGS_BAND[0]), int(self.num_docs // AUTO_POSTINGS_BAND[1])
+        return int(self.num_docs * AUTO_POSTINGS_BAND[0]), int(self.num_docs * AUTO_POSTINGS_BAND[1])
 
     def _kernel_arrays(self) -> kernels.IndexArrays:
         return kernels.IndexArrays(

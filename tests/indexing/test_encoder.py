@@ -106,8 +106,9 @@ def test_gpu_shaped_path_equals_the_per_document_loop_on_cpu(encoder):
     with torch.inference_mode():
         gpu_shaped = max_pool_packed(tokens, doc_index, len(TEXTS), _Projection(head, "fp32", V), V, len(tokens), V)
         tiled = max_pool_packed(tokens, doc_index, len(TEXTS), _Projection(head, "fp32", 1000), V, 7, 1000)
-    np.testing.assert_allclose(gpu_shaped.numpy(), reference.numpy(), atol=1e-5)
-    np.testing.assert_allclose(tiled.numpy(), reference.numpy(), atol=1e-5)
+    # within 1e-5 of logits near -11: products summed in another order (AVX-512 kernels) differ by a few ulps
+    np.testing.assert_allclose(gpu_shaped.numpy(), reference.numpy(), rtol=2e-6, atol=1e-5)
+    np.testing.assert_allclose(tiled.numpy(), reference.numpy(), rtol=2e-6, atol=1e-5)
 
 
 def test_batches_report_progress_and_small_budgets_give_the_same_vectors(splade_tiny_path, encoder):
@@ -128,10 +129,18 @@ def test_lower_precisions_stay_close_to_fp32(splade_tiny_path, encoder):
         top = np.argsort(-exact, axis=1)[:, :10]
         assert all(np.take(approx[i], top[i]).min() > 0 for i in range(2)), precision  # the top terms survive
         assert np.abs(approx - exact).max() < 1.0, precision
-    with pytest.raises(ValueError, match="precision 'fp8': expected one of fp32, bf16, int8"):
+    with pytest.raises(ValueError, match="precision 'fp8': expected one of fp32, bf16, int8, auto"):
         SpladeEncoder(splade_tiny_path, precision="fp8")
 
 
-def test_loading_a_model_shows_no_loading_bar(splade_tiny_path, capfd):
-    SpladeEncoder(splade_tiny_path)
-    assert "Loading weights" not in capfd.readouterr().err
+def test_auto_precision_is_the_hardware_s_and_only_fp32_ignores_the_batch(splade_tiny_path):
+    """"auto" resolves to bf16 or fp32 (recorded as such); fp32 gives a document the same weights alone or in a
+    batch of other lengths (float rounding apart), the reason it stays the commands' default."""
+    from indexing.encoder import auto_precision
+
+    auto = SpladeEncoder(splade_tiny_path, doc_max_length=64, precision="auto")
+    assert auto.describe()["precision"] == auto_precision("cpu") in ("bf16", "fp32")
+    fp32 = SpladeEncoder(splade_tiny_path, doc_max_length=64)
+    together = fp32.encode_documents(TEXTS * 3).toarray()
+    for i, text in enumerate(TEXTS):
+        np.testing.assert_allclose(fp32.encode_documents([text]).toarray()[0], together[i], atol=1e-5)
