@@ -212,9 +212,9 @@ def _sparse_start_bias(model, tokenizer, target_nnz: int = SPARSE_START_NNZ) -> 
 
     import torch
 
-    from pipelines.datasets import DEMO
-
-    with open(DEMO / "corpus.jsonl", encoding="utf-8") as f:
+    # the embedded demo collection's file (pipelines.datasets.DEMO), named by path: pipelines.datasets imports
+    # this module, so importing it back would make a cycle
+    with open(Path(__file__).parent / "demo_collection" / "corpus.jsonl", encoding="utf-8") as f:
         texts = [f"{d.get('title', '')} {d['text']}".strip() for d in map(json.loads, f)]
     model.eval()
     bias = model.get_output_embeddings().bias
