@@ -144,3 +144,8 @@ def test_auto_precision_is_the_hardware_s_and_only_fp32_ignores_the_batch(splade
     together = fp32.encode_documents(TEXTS * 3).toarray()
     for i, text in enumerate(TEXTS):
         np.testing.assert_allclose(fp32.encode_documents([text]).toarray()[0], together[i], atol=1e-5)
+
+
+def test_loading_a_model_shows_no_loading_bar(splade_tiny_path, capfd):
+    SpladeEncoder(splade_tiny_path)
+    assert "Loading weights" not in capfd.readouterr().err
