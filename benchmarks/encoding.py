@@ -26,8 +26,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from contracts.datasets import read_corpus
 from indexing import encoder as encoder_module
-from indexing.encoder import SpladeEncoder, _Projection, _vocab_projection_removed
+from indexing.encoder import SpladeEncoder, _Projection, _vocab_projection_removed, auto_precision, document_text
 from pipelines.datasets import resolve_dataset
 from pipelines.models import resolve_model
 
@@ -91,9 +92,8 @@ def _one_thread_small(encoder: SpladeEncoder, texts, max_length):
 
 
 def read_texts(path: Path, n: int) -> list[str]:
-    with open(path, encoding="utf-8") as f:
-        docs = [json.loads(line) for line in itertools.islice(f, n)]
-    return [f"{d.get('title', '')} {d['text']}".strip() for d in docs]
+    """The first n documents of a corpus.jsonl as the encoder sees them (title and text, as Dataset.corpus())."""
+    return [document_text(d.get("title"), d["text"]) for d in itertools.islice(read_corpus(path), n)]
 
 
 def timed(encode, texts) -> float:
@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     with open(DATA / "trec-dl-2019" / "queries.tsv", encoding="utf-8") as f:
         queries = [line.split("\t", 1)[1].strip() for line in itertools.islice(f, args.queries)]
     precisions = args.precisions.split(",")
-    native_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # AVX512-BF16 or AMX: oneDNN's bf16 kernels
+    native_bf16 = auto_precision("cpu") == "bf16"  # AVX512-BF16 or AMX: oneDNN's bf16 kernels
     encoders = {p: SpladeEncoder(model, precision=p) for p in precisions}
     fp32 = encoders.get("fp32") or SpladeEncoder(model)
     plain = PlainLoop(fp32)

