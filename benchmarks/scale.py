@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from benchmarks import synthetic
+from benchmarks.systems import SplitQueries
 from contracts.atomic import atomic_path, write_json, write_text
 from contracts.encoded import iter_shards, save_shard, start_or_resume
 from indexing.numba_index.layout import quantize_rows
@@ -195,19 +196,19 @@ class _Built:
         self.stats = np.zeros(3, dtype=np.int64)
 
     def prepare(self, q, k):
-        return self.index.quantize_queries(q)
+        return SplitQueries.of(self.index.quantize_queries(q))
 
     def num_queries(self, prepared):
-        return prepared.shape[0]
+        return len(prepared.rows)
 
     def search_one(self, q, i, k):
-        docs, scores, counts = self.index.search_arrays(q[i], k, quantized=True, threads=1, method=self.method,
+        docs, scores, counts = self.index.search_arrays(q.rows[i], k, quantized=True, threads=1, method=self.method,
                                                         stats=self.stats)
         return docs[0, : counts[0]], scores[0, : counts[0]]
 
     def search_all(self, q, k):
-        docs, scores, counts = self.index.search_arrays(q, k, quantized=True, method=self.method)
-        return [(docs[i, : counts[i]], scores[i, : counts[i]]) for i in range(q.shape[0])]
+        docs, scores, counts = self.index.search_arrays(q.matrix, k, quantized=True, method=self.method)
+        return [(docs[i, : counts[i]], scores[i, : counts[i]]) for i in range(q.matrix.shape[0])]
 
 
 def search(docs: int, methods=("pruned", "exhaustive"), mmap: bool = False, timing_queries: int = 200) -> dict:

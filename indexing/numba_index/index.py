@@ -276,10 +276,15 @@ class ImpactIndex(QuantizedIndex):
         batch = kernels.Queries(indptr=q.indptr.astype(np.int64), terms=q.indices.astype(np.int32),
                                 weights=q.data.astype(np.int64))
         chunk_stats = np.zeros((chunks, kernels.NUM_STATS), dtype=np.int64)
-        # Largest score any of these queries can reach: within int32, the accumulator takes half the cache.
-        bound = np.bincount(np.repeat(np.arange(n), np.diff(batch.indptr)), minlength=n,
-                            weights=np.abs(batch.weights) * self.term_max[batch.terms].astype(np.float64))
-        acc_dtype = np.int32 if float(bound.max(initial=0)) < 2**31 - 1 else np.int64
+        # Largest score any of these queries can reach: within int32, the accumulator takes half the cache. One query
+        # (the latency path) by a dot product: the per-row sums cost ~8 us more (measured).
+        term_max = self.term_max[batch.terms].astype(np.float64)
+        if n == 1:
+            largest = float(np.abs(batch.weights) @ term_max)
+        else:
+            largest = float(np.bincount(np.repeat(np.arange(n), np.diff(batch.indptr)), minlength=n,
+                                        weights=np.abs(batch.weights) * term_max).max(initial=0))
+        acc_dtype = np.int32 if largest < 2**31 - 1 else np.int64
         scratch = self._scratch.get((chunks, acc_dtype))
         if scratch is None:
             scratch = self._scratch[(chunks, acc_dtype)] = kernels.new_scratch(chunks, self.num_docs, self.block_size,
