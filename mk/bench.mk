@@ -22,12 +22,16 @@ bench: $(STAMP)
 # Disk: 8.7 GiB of shards (8.84M; the smaller folders hard-link them) + 6.4 GiB for the 8.84M index. Never in make test.
 #   make bench-scale SCALE_SIZES="1000000 8841823"    the sizes to run (each: generate, build, search)
 #   make bench-scale SCALE_PEERS=numba,scipy,pisa-maxscore SCALE_PEER_SIZES=1000000
+#   make bench-scale SCALE_FULL_PEERS=scipy SCALE_FULL_PEER_SIZES=8841823   the peers that fit at full size (scipy:
+#                                                     17.8 GiB at 8.84M; numba and PISA would need 24 and 37 GiB)
 #   make bench-scale SCALE_COMPARE_SIZES=1000000     build time against PISA's, back to back in one run (PISA takes
 #                                                     the corpus in memory: 4.3 GiB at 1M, about 38 GiB at 8.84M)
 SCALE_SIZES ?= 1000000 3000000 8841823
 SCALE_PEERS ?= numba,scipy,pisa-maxscore
 SCALE_PEER_SIZES ?= 1000000
 SCALE_COMPARE_SIZES ?= 1000000
+SCALE_FULL_PEERS ?= scipy
+SCALE_FULL_PEER_SIZES ?= 8841823
 
 .PHONY: bench-scale
 bench-scale: $(STAMP)
@@ -39,4 +43,6 @@ bench-scale: $(STAMP)
 	done
 	for n in $(SCALE_COMPARE_SIZES); do $(PY) -m benchmarks.scale compare --docs $$n || exit 1; done
 	for n in $(SCALE_PEER_SIZES); do $(PY) -m benchmarks.scale peers --docs $$n --systems $(SCALE_PEERS) || exit 1; done
+	for n in $(SCALE_FULL_PEER_SIZES); do \
+		$(PY) -m benchmarks.scale peers --docs $$n --systems $(SCALE_FULL_PEERS) || exit 1; done
 	$(PY) -m benchmarks.scale table
