@@ -211,7 +211,7 @@ class _Built:
         return [(docs[i, : counts[i]], scores[i, : counts[i]]) for i in range(q.matrix.shape[0])]
 
 
-def search(docs: int, methods=("pruned", "exhaustive"), mmap: bool = False, timing_queries: int = 200) -> dict:
+def search(docs: int, methods=("pruned", "exhaustive", "auto"), mmap: bool = False, timing_queries: int = 200) -> dict:
     """k=10 and k=1000 latencies (one thread) and queries/s (all cores) of the built index, per query set."""
     from benchmarks.run_system import time_queries
 
@@ -590,7 +590,7 @@ def main(argv=None) -> int:
     parser.add_argument("--part", default=None,
                         help="I/N: only draw every N-th pool shard from the I-th (for N processes)")
     parser.add_argument("--systems", default=",".join(PEERS), help="peers for the peers step")
-    parser.add_argument("--methods", default="pruned,exhaustive", help="search methods of the search step")
+    parser.add_argument("--methods", default="pruned,exhaustive,auto", help="search methods of the search step")
     parser.add_argument("--timing-queries", type=int, default=200, help="queries timed one by one per set and k")
     parser.add_argument("--mmap", action="store_true", help="search the index memory-mapped")
     args = parser.parse_args(argv)

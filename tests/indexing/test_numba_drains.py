@@ -1,6 +1,7 @@
 """The two drains of exhaustive search's marked slots give the same top k: the plain one (a document key per entry)
 and the slot-keyed one of large k (kernels._drain_marked_by_slot), whatever the ties, including those that fill its
-buffer and send it over to the plain drain half-way. Both leave the accumulator and the marks clear."""
+buffer and send it over to the plain drain half-way. Both leave the accumulator and the marks clear; the full drain
+over every slot is checked against the same expectation."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,15 +11,18 @@ from hypothesis import strategies as st
 from indexing.numba_index import kernels
 
 
-def drained(by_slot: bool, acc: np.ndarray, marks: np.ndarray, doc_order: np.ndarray, k: int):
-    """(documents, scores) of the top k a drain finds, best first; acc and marks are drained in place."""
+def drained(by_slot: bool, marked: bool, acc: np.ndarray, marks: np.ndarray, doc_order: np.ndarray, k: int):
+    """(documents, scores) of the top k a drain finds, best first; acc (and marks, when `marked`) are drained in
+    place."""
     num_docs = doc_order.shape[0]
     base = np.int64(num_docs + 1)
     top = np.empty(2 * k + 16, dtype=np.int64)  # the buffer _search_chunk gives the kernels
-    if by_slot:
+    if marked and by_slot:
         size, _ = kernels._drain_marked_by_slot(acc, marks, doc_order, num_docs, base, k, top)
-    else:
+    elif marked:
         size, _ = kernels._drain_marked(acc, marks, doc_order, num_docs, base, k, top, 0, np.int64(-1))
+    else:
+        size, _ = kernels._drain_block(acc, 0, acc.shape[0], doc_order, num_docs, base, k, top, 0, np.int64(-1))
     docs, scores = np.empty(k, dtype=np.int32), np.empty(k, dtype=np.int64)
     n = kernels._write_top(top, size, k, base, num_docs, docs, scores)
     return docs[:n], scores[:n]
@@ -29,7 +33,7 @@ def drained(by_slot: bool, acc: np.ndarray, marks: np.ndarray, doc_order: np.nda
        k=st.sampled_from([1, 2, 7, 100, 1000]), seed=st.integers(0, 2**32 - 1))
 @example(num_docs=3000, density=1.0, top_score=1, k=100, seed=0)  # ties fill the buffer: the hand-over to the plain
 @example(num_docs=3000, density=0.5, top_score=10**6, k=100, seed=1)  # few ties: compactions, no hand-over
-def test_slot_keyed_drain_equals_plain_drain(num_docs, density, top_score, k, seed):
+def test_slot_keyed_drains_equal_plain_drains(num_docs, density, top_score, k, seed):
     rng = np.random.default_rng(seed)
     acc = np.zeros(num_docs, dtype=np.int32)
     reached = np.flatnonzero(rng.random(num_docs) < density)
@@ -41,9 +45,9 @@ def test_slot_keyed_drain_equals_plain_drain(num_docs, density, top_score, k, se
     positive = acc > 0
     expected_order = np.lexsort((doc_order[positive], -acc[positive].astype(np.int64)))[:k]
     expected = doc_order[positive][expected_order], acc[positive][expected_order].astype(np.int64)
-    for by_slot in (False, True):
+    for marked, by_slot in ((True, False), (True, True), (False, False)):
         a, m = acc.copy(), marks.copy()
-        docs, scores = drained(by_slot, a, m, doc_order, k)
-        np.testing.assert_array_equal(scores, expected[1])
-        np.testing.assert_array_equal(docs, expected[0])
-        assert not a.any() and not m.any()
+        docs, scores = drained(by_slot, marked, a, m, doc_order, k)
+        np.testing.assert_array_equal(scores, expected[1], err_msg=f"marked={marked}, by_slot={by_slot}")
+        np.testing.assert_array_equal(docs, expected[0], err_msg=f"marked={marked}, by_slot={by_slot}")
+        assert not a.any() and (not marked or not m.any())
