@@ -227,7 +227,12 @@ def search(docs: int, methods=("pruned", "exhaustive", "auto"), mmap: bool = Fal
                 out["runs"].append({"name": system.name, **time_queries(system, q, name, k, timing_queries, results)})
         del system
     out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    write_json(RESULTS / f"search-{docs}{'-mmap' if mmap else ''}.json", out)
+    path = RESULTS / f"search-{docs}{'-mmap' if mmap else ''}.json"
+    if path.exists():  # a method measured again replaces its own rows only (--methods auto after a rule changed)
+        measured = {run["name"] for run in out["runs"]}
+        kept = [run for run in json.loads(path.read_text())["runs"] if run["name"] not in measured]
+        out["runs"] = kept + out["runs"]
+    write_json(path, out)
     return out
 
 

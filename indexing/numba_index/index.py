@@ -17,8 +17,8 @@ Folder layout:
   vocab.json      token strings in id order
 
 Search is exact either way: block-max pruning ("pruned") or every posting ("exhaustive"); "auto", the default,
-picks the one measured faster for the k asked and the collection's size (`ImpactIndex.auto_exhaustive_k`), and
-below that k each query's postings (AUTO_POSTINGS_BAND).
+picks the one measured faster for the k asked and the collection's size (`ImpactIndex.auto_exhaustive_k`), then
+by each query's postings (AUTO_POSTINGS_BAND below that k, AUTO_BEYOND_CACHE_MIN_POSTINGS from it).
 `alpha` < 1 makes pruned search approximate.
 """
 from __future__ import annotations
@@ -46,8 +46,8 @@ from indexing.numba_index import kernels
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ARRAYS", "AUTO_K_AT_100K", "AUTO_K_EXPONENT", "AUTO_POSTINGS_BAND", "DEFAULT_BLOCK_SIZE", "FORMAT",
-           "FORMAT_VERSION", "METHODS", "ImpactIndex"]
+__all__ = ["ARRAYS", "AUTO_BEYOND_CACHE_MIN_POSTINGS", "AUTO_K_AT_100K", "AUTO_K_EXPONENT", "AUTO_POSTINGS_BAND",
+           "DEFAULT_BLOCK_SIZE", "FORMAT", "FORMAT_VERSION", "METHODS", "ImpactIndex"]
 
 FORMAT = "splade-impact-index"
 # 2 -> 3: per-entry posting starts (4 bytes) became counts (1 byte) plus anchors.
@@ -80,6 +80,12 @@ AUTO_K_BEYOND_CACHE = 1.5
 # branch-free exhaustive pass took 0.75-0.97x the pruned time below 0.2 postings per document (the MS MARCO dev
 # queries have 0.04 on average) and 1.8-3.3x above.
 AUTO_POSTINGS_BAND = (0.0, 0.2)
+# From its cut, "auto" beyond the last-level cache scores every posting only of the queries with at least
+# AUTO_BEYOND_CACHE_MIN_POSTINGS postings per document, and prunes the others. WHY: measured at 8.84M documents
+# (AMD EPYC, 32 MiB L3, `python -m benchmarks.scale crossover --docs 8841823`, query by query, best of 3), k=1000:
+# exhaustive took 1.10-2.22x the pruned time below 0.2 postings per document (the MS MARCO dev queries: dev k=1000
+# pruned 10.0 against exhaustive 12.9 ms in `make bench-scale`), 1.41-1.73x in [0.2, 0.5), 0.84-0.92x from 0.5 on.
+AUTO_BEYOND_CACHE_MIN_POSTINGS = 0.5
 _DEFAULT_CACHE_BYTES = 32 * 2**20  # where the kernel does not say (an L3 of today's server CPUs)
 _DOC_ID_BYTES = 80  # memory of one external id in a Python list (object, pointer, a short string), for check_memory
 
@@ -297,12 +303,15 @@ class ImpactIndex(QuantizedIndex):
         return results
 
     def _exhaustive_band(self, requested: str, method: str, alpha: float) -> tuple[int, int]:
-        """Postings (lo, hi) of the queries kernels.search_batch searches exhaustively: all for "exhaustive", none
-        for a forced "pruned", and for "auto" below its cut those in AUTO_POSTINGS_BAND while the accumulator fits
-        the last-level cache."""
-        if method == "exhaustive":
-            return 0, 2**62
+        """Postings (lo, hi) of the queries kernels.search_batch searches exhaustively: all for a forced
+        "exhaustive", none for a forced "pruned"; for "auto" below its cut those in AUTO_POSTINGS_BAND while the
+        accumulator fits the last-level cache (none beyond it), from its cut all within the cache and those from
+        AUTO_BEYOND_CACHE_MIN_POSTINGS per document beyond it."""
         fits = self.num_docs * np.dtype(np.int32).itemsize <= last_level_cache_bytes()
+        if method == "exhaustive":
+            if requested == "auto" and not fits:
+                return int(self.num_docs * AUTO_BEYOND_CACHE_MIN_POSTINGS), 2**62
+            return 0, 2**62
         if requested != "auto" or alpha != 1.0 or not fits:
             return 0, 0
         return int(self.num_docs * AUTO_POSTINGS_BAND[0]), int(self.num_docs * AUTO_POSTINGS_BAND[1])
