@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from benchmarks import synthetic
-from benchmarks.systems import SplitQueries
+from benchmarks.systems import Ours, SplitQueries
 from contracts.atomic import atomic_path, write_json, write_text
 from contracts.encoded import iter_shards, save_shard, start_or_resume
 from indexing.numba_index.layout import quantize_rows
@@ -176,10 +176,9 @@ def query_sets() -> dict[str, sp.csr_matrix]:
     return sets
 
 
-class _Built:
-    """benchmarks.systems' interface over the index `splade index` built (no second build)."""
-
-    family, exact = "ours", True
+class _Built(Ours):
+    """benchmarks.systems.Ours over the index `splade index` built (no second build), exact, with float queries
+    quantised by the index."""
 
     def __init__(self, path: Path, method: str, mmap: bool):
         from indexing.numba_index.index import ARRAYS, ImpactIndex
@@ -191,24 +190,12 @@ class _Built:
         arrays = {n: np.load(path / f"{n}.npy", mmap_mode="r" if mmap else None) for n in ARRAYS}
         doc_ids = (path / "doc_ids.txt").read_text(encoding="utf-8").split("\n")[:-1]
         self.index = ImpactIndex(path=path, manifest=manifest, doc_ids=doc_ids, **arrays)
-        self.method = method
+        self.alphas, self.alpha, self.exact, self.method = (1.0,), 1.0, True, method
         self.name = f"ours, {method}" + (", memory-mapped" if mmap else "")
         self.stats = np.zeros(3, dtype=np.int64)
 
     def prepare(self, q, k):
         return SplitQueries.of(self.index.quantize_queries(q))
-
-    def num_queries(self, prepared):
-        return len(prepared.rows)
-
-    def search_one(self, q, i, k):
-        docs, scores, counts = self.index.search_arrays(q.rows[i], k, quantized=True, threads=1, method=self.method,
-                                                        stats=self.stats)
-        return docs[0, : counts[0]], scores[0, : counts[0]]
-
-    def search_all(self, q, k):
-        docs, scores, counts = self.index.search_arrays(q.matrix, k, quantized=True, method=self.method)
-        return [(docs[i, : counts[i]], scores[i, : counts[i]]) for i in range(q.matrix.shape[0])]
 
 
 def search(docs: int, methods=("pruned", "exhaustive", "auto"), mmap: bool = False, timing_queries: int = 200) -> dict:

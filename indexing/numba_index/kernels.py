@@ -267,7 +267,11 @@ def _drain_marked_by_slot(acc, marks, doc_order, num_docs, base, k, top):
     survivors hold every slot of the final top k whatever the ties; document order decides among them at the
     end. When the ties at the k-th score would fill the buffer, the keys go over to document keys and the plain
     drain finishes the remaining slots."""
-    slot_bits, slot_mask = _slot_key_layout(acc.shape[0])
+    slot_bits = np.int64(1)  # key = score << slot_bits | (slot_mask - slot): larger is better
+    while (np.int64(1) << slot_bits) <= acc.shape[0]:
+        slot_bits += 1
+    slot_mask = (np.int64(1) << slot_bits) - 1
+    cap = top.shape[0]
     low, theta, size = np.int64(1), np.int64(-1), 0
     for word_index in range(marks.shape[0]):
         word = marks[word_index]
@@ -281,43 +285,14 @@ def _drain_marked_by_slot(acc, marks, doc_order, num_docs, base, k, top):
             acc[s] = 0
             top[size] = (score << slot_bits) | (slot_mask - s)
             size += score >= low
-            if size == top.shape[0]:
-                size, theta, low, handed_over = _slot_buffer_full(top, size, k, slot_bits, slot_mask, doc_order,
-                                                                  num_docs, base)
-                if handed_over:
+            if size == cap:
+                size, theta = _compact_ties(top, size, k, slot_bits)
+                low = max(theta, np.int64(1))
+                if size - k > (cap - k) // 2:  # many ties at theta: finish with document keys
                     marks[word_index] = word  # the slots of this word not drained yet
+                    _slot_keys_to_doc_keys(top, size, slot_bits, slot_mask, doc_order, num_docs, base)
+                    size, theta = _compact(top, size, k, base)
                     return _drain_marked(acc, marks, doc_order, num_docs, base, k, top, size, theta)
-    return _slot_keys_done(top, size, k, theta, slot_bits, slot_mask, doc_order, num_docs, base)
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _slot_key_layout(n_slots):
-    """(bits, mask) of the slot field of a slot key: key = score << bits | (mask - slot), larger = better."""
-    slot_bits = np.int64(1)
-    while (np.int64(1) << slot_bits) <= n_slots:
-        slot_bits += 1
-    return slot_bits, (np.int64(1) << slot_bits) - 1
-
-
-@nb.njit(cache=True, nogil=True)
-def _slot_buffer_full(top, size, k, slot_bits, slot_mask, doc_order, num_docs, base):
-    """A full buffer of slot keys compacted; when the ties at the k-th score still fill more than half of it,
-    its keys become document keys cut to the exact k best, for the plain drain to go on with.
-
-    Returns:
-        (size, theta, the lowest score kept from now on, whether the keys are now document keys)."""
-    cap = top.shape[0]
-    size, theta = _compact_ties(top, size, k, slot_bits)
-    if size - k > (cap - k) // 2:
-        _slot_keys_to_doc_keys(top, size, slot_bits, slot_mask, doc_order, num_docs, base)
-        size, theta = _compact(top, size, k, base)
-        return size, theta, max(theta, np.int64(1)), True
-    return size, theta, max(theta, np.int64(1)), False
-
-
-@nb.njit(cache=True, nogil=True)
-def _slot_keys_done(top, size, k, theta, slot_bits, slot_mask, doc_order, num_docs, base):
-    """The end of a slot-keyed drain: the survivors (the k best and their ties) as document keys; (size, theta)."""
     if size > k:
         size, theta = _compact_ties(top, size, k, slot_bits)
     _slot_keys_to_doc_keys(top, size, slot_bits, slot_mask, doc_order, num_docs, base)
