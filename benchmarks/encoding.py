@@ -28,7 +28,7 @@ import torch
 
 from contracts.datasets import read_corpus
 from indexing import encoder as encoder_module
-from indexing.encoder import SpladeEncoder, _Projection, _vocab_projection_removed, auto_precision, document_text
+from indexing.encoder import SpladeEncoder, _Projection, _vocab_projection_removed, document_text, has_bf16_matmul
 from pipelines.datasets import resolve_dataset
 from pipelines.models import resolve_model
 
@@ -141,12 +141,17 @@ def main(argv=None) -> int:
     with open(DATA / "trec-dl-2019" / "queries.tsv", encoding="utf-8") as f:
         queries = [line.split("\t", 1)[1].strip() for line in itertools.islice(f, args.queries)]
     precisions = args.precisions.split(",")
-    native_bf16 = auto_precision("cpu") == "bf16"  # AVX512-BF16 or AMX: oneDNN's bf16 kernels
+    native_bf16 = has_bf16_matmul()  # AVX512-BF16 or AMX: oneDNN's bf16 kernels
     encoders = {p: SpladeEncoder(model, precision=p) for p in precisions}
     fp32 = encoders.get("fp32") or SpladeEncoder(model)
     plain = PlainLoop(fp32)
     systems = {"plain loop (fp32)": lambda t, n=256: plain.encode(t, n)}
     systems.update({f"encoder {p}": (lambda t, n=256, e=e: e.encode(t, n)) for p, e in encoders.items()})
+    if "fp32" in encoders and native_bf16:  # what the bf16 screening of fp32 gives: the same encoder without it
+        saved, encoder_module.SCREEN_FP32 = encoder_module.SCREEN_FP32, False
+        unscreened = SpladeEncoder(model)
+        encoder_module.SCREEN_FP32 = saved
+        systems["encoder fp32, unscreened"] = lambda t, n=256: unscreened.encode(t, n)
     if "fp32" in encoders:  # the same encoder with small batches on one thread (SINGLE_THREAD_TOKENS)
         systems["encoder fp32, one thread per query"] = lambda t, n=256: _one_thread_small(encoders["fp32"], t, n)
 

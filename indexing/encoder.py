@@ -12,8 +12,13 @@ log1p(relu(x)) is monotone, max over tokens commutes with it, so we
 - run the transformer without its vocabulary projection,
 - pack the real tokens of the whole batch ([tokens, hidden]; padding is never projected),
 - project them onto the vocabulary in tiles (token tile x vocabulary tile, into one reused buffer) and keep a
-  running maximum per document (`index_reduce_`, a segment max) in fp32,
+  running maximum per document (a segment max: `indexing/segment_max.py` on a CPU, `index_reduce_` on CUDA),
 - and apply log1p(relu(.)) once per text.
+
+On a CPU with bf16 matrix instructions, fp32 goes one step further (indexing/screened_projection.py): the projection
+runs in bf16 to find the few hundred terms per text that can be positive, with a proven bound on bf16's error, and
+exactly those are computed in fp32. The vectors are fp32's within rounding at bf16's speed: most of the encoding's
+time was the fp32 projection of every token onto all 30,522 terms.
 
 On CUDA the tiles are as large as the GPU's memory allows (one vocabulary tile, all the batch's tokens): one
 matrix product and one segment max per batch instead of hundreds of small kernels. `tests/indexing/test_encoder.py`
@@ -35,22 +40,32 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from indexing.screened_projection import ReusedBuffer, ScreenedProjection
+from indexing.segment_max import relu_bf16_bits_to_fp32, segment_max_into
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["AUTO", "PRECISIONS", "SpladeEncoder", "TokenBudget", "auto_precision", "document_text",
-           "load_sparse_encoder", "max_pool_packed", "token_budget_batches", "vocabulary", "vocabulary_hash"]
+           "has_bf16_matmul", "load_sparse_encoder", "max_pool_packed", "token_budget_batches", "vocabulary",
+           "vocabulary_hash"]
 
 PRECISIONS = ("fp32", "bf16", "int8")
-# "auto" (opt-in) runs the fastest precision within 0.002 SciFact NDCG@10 of exact fp32 that the hardware has:
-# bf16 where it has bf16 matrix instructions, else fp32. Measured with `python -m benchmarks.encoding --ndcg`
-# (splade-tiny, 2 cores, idle; benchmarks/results/encoding/): NDCG@10 fp32 0.6437, bf16 0.6433, int8 0.6428; on an
-# AMD EPYC with AVX512-BF16, against a plain fp32 torch loop, bf16 1.90x / 1.76x (passages / abstracts), int8
-# 1.52x / 1.65x, fp32 1.12x / 1.17x; on a CPU without bf16 instructions bf16 runs reference kernels at 0.03x.
-# WHY the commands' default stays fp32: only fp32 gives a document the same weights whatever is batched beside it
+# "auto" (opt-in) runs the fastest precision within 0.002 SciFact NDCG@10 of exact fp32: bf16 on a GPU, fp32 on a
+# CPU. Measured with `python -m benchmarks.encoding --ndcg` (splade-tiny, 2 idle cores of an AMD EPYC with
+# AVX512-BF16, one run; README "Encoding"): NDCG@10 fp32 0.6437, bf16 0.6433, int8 0.6428; against a plain fp32
+# torch loop, passages / abstracts / single-query p50, fp32 (screened, below) 2.93x / 2.91x / 2.43x, bf16
+# 2.79x / 2.70x / 1.25x, int8 1.82x / 1.57x / 1.68x (benchmarks/results/encoding/cpu-avx512bf16-screened.json).
+# fp32 is as fast as bf16 there and exact, so it is also the commands' default. On a CPU without bf16
+# instructions bf16 runs reference kernels at 0.03x.
+# WHY fp32 is the one default: only fp32 gives a document the same weights whatever is batched beside it
 # (within float rounding). bf16 changes them by up to 0.03 (padding and shapes change its rounding) and int8 by up
 # to 0.28 (torch's dynamic quantisation scales the activations per batch), so an index would depend on batch sizes,
 # on how many workers split the corpus and on where a resumed encoding restarted.
 AUTO = "auto"
+# fp32 on a CPU with bf16 matrix instructions screens the vocabulary projection in bf16 and computes in fp32 every
+# term that can be positive (indexing/screened_projection.py): the same vectors within fp32 rounding, at nearly
+# bf16's speed. False: the plain fp32 tiles everywhere.
+SCREEN_FP32 = True
 CPU_TOKEN_BUDGET = 8192  # padded tokens per batch on a CPU: the body's activations stay in a few MB
 CPU_TOKEN_TILE = 1024  # tokens x vocabulary tile of the projection: 1024 x 8192 floats (32 MB), measured fastest
 CPU_VOCAB_TILE = 8192
@@ -201,34 +216,68 @@ def max_pool_packed(tokens: torch.Tensor, doc_index: torch.Tensor, num_docs: int
 
     Args:
         tokens: [n, hidden] the real tokens of a batch, packed, documents one after another.
-        doc_index: [n] int64, the row (document) of each token.
+        doc_index: [n] int64, the row (document) of each token, ascending.
         num_docs: rows of the result.
         projection: a `_Projection`: `projection(x, start, stop, out)` returns the logits of x over vocabulary ids
-            [start, stop), written into `out` when it is given (fp32).
+            [start, stop), written into `out` when it is given.
         vocab_size: columns of the result.
         token_tile, vocab_tile: tile sizes; on a GPU both cover everything (one product, one segment max).
 
     Returns:
-        [num_docs, vocab_size] float32 maxima (before relu and log1p).
+        [num_docs, vocab_size] float32 maxima, before log1p; a maximum that is not positive may come back as 0
+        (relu, which the caller applies, does not change it).
     """
-    if num_docs == 1 and len(tokens) <= token_tile and projection.whole_vocabulary:
+    x = projection.inputs(tokens)
+    if num_docs == 1 and len(x) <= token_tile and projection.whole_vocabulary \
+            and not isinstance(projection, ScreenedProjection):
         # a single short text (a query): one product over the whole vocabulary, one max; its logits fit in a tile
-        return projection(tokens, 0, vocab_size, None).float().amax(0, keepdim=True)
-    pooled = torch.full((num_docs, vocab_size), -torch.inf, dtype=torch.float32, device=tokens.device)
-    buffer = None  # only fp32 products are written in place; lower precisions return their own tile
-    if projection.compute == "fp32":
-        buffer = torch.empty(min(token_tile, max(len(tokens), 1)), min(vocab_tile, vocab_size), dtype=torch.float32,
-                             device=tokens.device)
+        cpu = x.device.type == "cpu" and projection.compute != "int8"
+        logits = projection(x, 0, vocab_size, projection.buffer.shaped(len(x), vocab_size) if cpu else None)
+        if logits.dtype == torch.bfloat16 and cpu:  # bf16 amax is slow, int16's is not
+            return relu_bf16_bits_to_fp32(logits.view(torch.int16).amax(0, keepdim=True).numpy())
+        return logits.float().amax(0, keepdim=True)
+    if x.device.type == "cpu":
+        if isinstance(projection, ScreenedProjection):  # its own bf16 tiles
+            return projection.pool(x, _offsets(doc_index, num_docs))
+        return _max_pool_cpu(x, doc_index, num_docs, projection, vocab_size, token_tile, vocab_tile)
+    pooled = torch.full((num_docs, vocab_size), -torch.inf, dtype=torch.float32, device=x.device)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="index_reduce", category=UserWarning)  # "beta" API note
         for v in range(0, vocab_size, vocab_tile):
             stop = min(v + vocab_tile, vocab_size)
             target = pooled[:, v:stop]
-            for t in range(0, len(tokens), token_tile):
-                chunk = tokens[t : t + token_tile]
-                logits = projection(chunk, v, stop, None if buffer is None else buffer[: len(chunk), : stop - v])
+            for t in range(0, len(x), token_tile):
+                logits = projection(x[t : t + token_tile], v, stop, None)
                 target.index_reduce_(0, doc_index[t : t + token_tile], logits.float(), "amax", include_self=True)
     return pooled
+
+
+def _max_pool_cpu(x, doc_index, num_docs, projection, vocab_size, token_tile, vocab_tile) -> torch.Tensor:
+    """`max_pool_packed` on a CPU: each tile's product goes into one reused buffer (fp32 or bf16) and its
+    maximum per document into the running maxima by `segment_max_into`, which reads bf16 as int16 bit patterns."""
+    offsets = _offsets(doc_index, num_docs)
+    bf16 = projection.compute == "bf16"
+    dtype, lowest = (np.int16, np.iinfo(np.int16).min) if bf16 else (np.float32, -np.inf)
+    pooled = np.empty((num_docs, vocab_size), dtype=dtype)
+    buffer = None  # int8 products come back in their own tensor
+    if projection.compute in ("fp32", "bf16"):
+        buffer = torch.empty(min(token_tile, max(len(x), 1)), min(vocab_tile, vocab_size), dtype=x.dtype)
+    for v in range(0, vocab_size, vocab_tile):
+        stop = min(v + vocab_tile, vocab_size)
+        maxima = np.full((num_docs, stop - v), lowest, dtype=dtype)  # contiguous rows: the kernel vectorises them
+        for t in range(0, len(x), token_tile):
+            chunk = x[t : t + token_tile]
+            logits = projection(chunk, v, stop, None if buffer is None else buffer[: len(chunk), : stop - v])
+            segment_max_into(logits, t, offsets, maxima)
+        pooled[:, v:stop] = maxima
+    return relu_bf16_bits_to_fp32(pooled) if bf16 else torch.from_numpy(pooled)
+
+
+def _offsets(doc_index: torch.Tensor, num_docs: int) -> np.ndarray:
+    """[num_docs + 1] int64 token offsets of the documents of an ascending doc_index."""
+    offsets = np.zeros(num_docs + 1, dtype=np.int64)
+    np.cumsum(torch.bincount(doc_index, minlength=num_docs).numpy(), out=offsets[1:])
+    return offsets
 
 
 class _Identity(nn.Module):
@@ -236,20 +285,28 @@ class _Identity(nn.Module):
         return x
 
 
-@contextlib.contextmanager
-def _vocab_projection_removed(mlm: nn.Module):
-    """Temporarily replace the MLM head's vocabulary projection by the identity, wherever the architecture keeps it."""
+def _projection_slot(mlm: nn.Module) -> tuple[nn.Module, str]:
+    """The module holding the MLM head's vocabulary projection and its attribute name, wherever the architecture
+    keeps it."""
     head = mlm.get_output_embeddings()
     for parent in mlm.modules():
         for name, child in parent.named_children():
             if child is head:
-                setattr(parent, name, _Identity())
-                try:
-                    yield
-                finally:
-                    setattr(parent, name, head)
-                return
+                return parent, name
     raise ValueError(f"{type(mlm).__name__}: cannot find the vocabulary projection of the MLM head")
+
+
+@contextlib.contextmanager
+def _vocab_projection_removed(mlm: nn.Module, slot: tuple[nn.Module, str] | None = None):
+    """Temporarily replace the MLM head's vocabulary projection by the identity (`slot`: `_projection_slot(mlm)`,
+    found once by a caller that runs many batches: the walk over the modules costs 0.1-0.3 ms a query)."""
+    parent, name = slot or _projection_slot(mlm)
+    head = getattr(parent, name)
+    setattr(parent, name, _Identity())
+    try:
+        yield
+    finally:
+        setattr(parent, name, head)
 
 
 class _Projection:
@@ -276,14 +333,18 @@ class _Projection:
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[compute]
         self.weight_t = weight.to(dtype).t().contiguous()  # [hidden, vocab]: tiles are column slices
         self.bias = bias.to(dtype)
+        self.buffer = ReusedBuffer(dtype)  # a single query's logits on a CPU
 
-    def __call__(self, x: torch.Tensor, start: int, stop: int, out: torch.Tensor) -> torch.Tensor:
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """x in the dtype the products take (cast once per batch, not once per tile)."""
+        dtype = torch.float32 if self.compute == "int8" else self.weight_t.dtype
+        return x.to(dtype).contiguous()
+
+    def __call__(self, x: torch.Tensor, start: int, stop: int, out: torch.Tensor | None) -> torch.Tensor:
         if self.compute == "int8":
-            return torch.ops.quantized.linear_dynamic(x.float().contiguous(), self.packed[start], True)
+            return torch.ops.quantized.linear_dynamic(x, self.packed[start], True)
         w, b = self.weight_t[:, start:stop], self.bias[start:stop]
-        if self.compute == "fp32":
-            return torch.addmm(b, x.float(), w) if out is None else torch.addmm(b, x.float(), w, out=out)
-        return torch.addmm(b, x.to(w.dtype), w)
+        return torch.addmm(b, x, w) if out is None else torch.addmm(b, x, w, out=out)
 
 
 # ---- the encoder ---------------------------------------------------------------------------------------------
@@ -297,9 +358,10 @@ class SpladeEncoder:
         query_max_length, doc_max_length: tokens kept per query and per document.
         batch_size: the most texts in one batch (default: as many as the token budget allows, up to 512).
         device: torch device (default: cuda when there is one, else cpu).
-        precision: "fp32" (exact), "bf16" (bf16 matrix products, fp16 on a GPU without bf16; maxima and output in
-            fp32), "int8" (dynamically quantised linear layers and projection) or "auto" (`auto_precision`: bf16
-            where the device has bf16 matrix instructions, else fp32; `precision` then holds the choice).
+        precision: "fp32" (exact; screened in bf16 on a CPU with bf16 instructions, see the module docstring),
+            "bf16" (bf16 matrix products, fp16 on a GPU without bf16; maxima and output in fp32), "int8"
+            (dynamically quantised linear layers and projection) or "auto" (`auto_precision`: bf16 on a GPU, fp32
+            on a CPU; `precision` then holds the choice).
         token_budget: padded tokens per batch (default: 8,192 on a CPU, sized to the free memory on a GPU).
         verbose: show transformers' loading bar and messages.
 
@@ -339,6 +401,7 @@ class SpladeEncoder:
         self.vocab = vocabulary(self.tokenizer)
         self.vocab_hash = vocabulary_hash(self.vocab)
         head = self.mlm.get_output_embeddings()
+        self._projection_slot = _projection_slot(self.mlm)
         self.vocab_size = head.weight.shape[0]
         if len(self.vocab) != self.vocab_size:
             raise ValueError(
@@ -361,6 +424,8 @@ class SpladeEncoder:
                 raise ValueError("precision int8 runs on a CPU (fbgemm); on a GPU use bf16")
             self._quantize_body()
         self.projection = _Projection(head, compute, self.vocab_tile)
+        if compute == "fp32" and not cuda and SCREEN_FP32 and has_bf16_matmul():
+            self.projection = ScreenedProjection(head.weight, self.projection.bias)
 
     def _quantize_body(self) -> None:
         """int8 weights for the transformer's Linear layers (torch dynamic quantisation), the projection apart."""
@@ -433,6 +498,9 @@ class SpladeEncoder:
         texts = list(texts)
         if not texts:
             return sp.csr_matrix((0, self.vocab_size), dtype=np.float32)
+        if len(texts) == 1 and not progress and on_batch is None:  # a single query: straight into tensors
+            return self._encode_padded(self.tokenizer(texts, truncation=True, max_length=max_length,
+                                                      return_tensors="pt"))
         features = self.tokenizer(texts, truncation=True, max_length=max_length)
         lengths = [len(ids) for ids in features["input_ids"]]
         batches = token_budget_batches(lengths, self.budget)
@@ -451,8 +519,6 @@ class SpladeEncoder:
                 on_batch(len(batch))
         if bar is not None:
             bar.close()
-        if len(texts) == 1:
-            return rows[0]  # already float32 with sorted indices: no reordering to do
         stacked = sp.vstack(rows, format="csr")
         order = np.concatenate(batches)
         inverse = np.empty_like(order)
@@ -461,39 +527,53 @@ class SpladeEncoder:
         out.sort_indices()
         return out.astype(np.float32, copy=False)
 
-    @torch.inference_mode()
     def _encode_features(self, features: dict) -> sp.csr_matrix:
-        padded = self.tokenizer.pad(features, padding=True, return_tensors="pt")
+        return self._encode_padded(self.tokenizer.pad(features, padding=True, return_tensors="pt"))
+
+    @torch.inference_mode()
+    def _encode_padded(self, padded) -> sp.csr_matrix:
         padded = {k: v.to(self.device) for k, v in padded.items()}
         small = self.device.type == "cpu" and padded["input_ids"].numel() <= SINGLE_THREAD_TOKENS
         with _torch_threads(1) if small else contextlib.nullcontext():
+            if isinstance(self.projection, ScreenedProjection):  # its candidates are the CSR's columns already
+                tokens, offsets = self._packed_tokens(padded)
+                ptr, cols, values = self.projection.pool_sparse(tokens, offsets)
+                return _csr_of_maxima(ptr, cols, values, self.vocab_size)
             pooled = self.pool(padded)
             pooled.relu_().log1p_()
         return _to_csr(pooled)
 
+    def _packed_tokens(self, features: dict) -> tuple[torch.Tensor, np.ndarray]:
+        """The transformed hidden states of a padded batch's real tokens, packed ([tokens, hidden], each
+        document's tokens together), and the documents' token offsets."""
+        mask = features["attention_mask"].bool()
+        autocast = (torch.autocast(self.device.type, dtype=self.body_dtype) if self.body_dtype is not None
+                    else contextlib.nullcontext())
+        with _vocab_projection_removed(self.mlm, self._projection_slot), autocast:
+            hidden = self.mlm(**features).logits  # the head's input: transformed hidden states [B, L, H]
+        offsets = np.zeros(mask.shape[0] + 1, dtype=np.int64)
+        np.cumsum(mask.sum(1).cpu().numpy(), out=offsets[1:])
+        return hidden[mask], offsets
+
     def pool(self, features: dict) -> torch.Tensor:
-        """Max-pooled logits [texts, vocabulary] (fp32, before relu and log1p) of a padded, tokenised batch.
+        """Max-pooled logits [texts, vocabulary] (fp32, before log1p) of a padded, tokenised batch.
 
         Args:
             features: the tokenizer's output on the device ("input_ids", "attention_mask", ...).
 
         Returns:
-            A float32 tensor [texts, vocabulary].
+            A float32 tensor [texts, vocabulary]; a maximum that is not positive may come back as 0.
         """
-        mask = features["attention_mask"].bool()
-        autocast = (torch.autocast(self.device.type, dtype=self.body_dtype) if self.body_dtype is not None
-                    else contextlib.nullcontext())
-        with _vocab_projection_removed(self.mlm), autocast:
-            hidden = self.mlm(**features).logits  # the head's input: transformed hidden states [B, L, H]
-        tokens = hidden[mask]  # packed real tokens, row-major: each document's tokens together
-        doc_index = torch.arange(mask.shape[0], device=mask.device).repeat_interleave(mask.sum(1))
-        return max_pool_packed(tokens, doc_index, mask.shape[0], self.projection, self.vocab_size,
+        tokens, offsets = self._packed_tokens(features)
+        doc_index = torch.repeat_interleave(torch.arange(len(offsets) - 1, device=tokens.device),
+                                            torch.from_numpy(np.diff(offsets)).to(tokens.device))
+        return max_pool_packed(tokens, doc_index, len(offsets) - 1, self.projection, self.vocab_size,
                                self.token_tile, self.vocab_tile)
 
 
 def auto_precision(device: torch.device | str) -> str:
-    """What precision "auto" runs on `device`: "bf16" on a GPU and on a CPU with bf16 matrix instructions
-    (AVX512-BF16 or AMX, as oneDNN reports them), else "fp32" (see AUTO above for the measurements).
+    """What precision "auto" runs on `device`: "bf16" on a GPU, "fp32" on a CPU (see AUTO above: on a CPU with bf16
+    matrix instructions fp32 is screened in bf16 and as fast as bf16, elsewhere bf16 is the slower).
 
     Args:
         device: a torch device.
@@ -503,10 +583,16 @@ def auto_precision(device: torch.device | str) -> str:
     """
     if torch.device(device).type == "cuda":
         return "bf16"  # fp16 where the GPU lacks bf16 (SpladeEncoder's "bf16" does that)
+    return "fp32"
+
+
+def has_bf16_matmul() -> bool:
+    """Whether this CPU has bf16 matrix instructions (AVX512-BF16 or AMX, as oneDNN reports them); without them
+    torch's bf16 products run reference kernels, about 30x slower than fp32."""
     try:
-        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a torch build without oneDNN
-        return "fp32"
+        return False
 
 
 @contextlib.contextmanager
@@ -521,6 +607,17 @@ def _torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def _csr_of_maxima(ptr: np.ndarray, cols: np.ndarray, maxima: np.ndarray, vocab_size: int) -> sp.csr_matrix:
+    """SPLADE weights log1p(relu(max)) as CSR, from the maxima of the candidate terms of each row (ptr, cols)."""
+    weights = np.log1p(np.maximum(maxima, 0, out=maxima), out=maxima)
+    keep = weights > 0
+    counts = np.add.reduceat(keep, ptr[:-1]) if len(keep) else np.zeros(len(ptr) - 1, dtype=np.int64)
+    counts[ptr[:-1] == ptr[1:]] = 0  # reduceat gives an empty row the next row's first value
+    indptr = np.zeros(len(ptr), dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return sp.csr_matrix((weights[keep], cols[keep], indptr), shape=(len(ptr) - 1, vocab_size))
 
 
 def _to_csr(weights: torch.Tensor) -> sp.csr_matrix:

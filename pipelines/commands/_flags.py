@@ -45,10 +45,10 @@ def lengths(parser: argparse.ArgumentParser) -> None:
 def precision(parser: argparse.ArgumentParser) -> None:
     """How a command that encodes runs the model (indexing.encoder.SpladeEncoder)."""
     parser.add_argument("--precision", choices=("fp32", "bf16", "int8", "auto"), default="fp32",
-                        help="fp32: exact, the same weights in any batch; bf16: bf16 matrix products (fp16 on a GPU "
-                             "without bf16), for GPUs and CPUs with AMX or AVX512-BF16; int8: dynamically quantised "
-                             "linear layers, CPU only; bf16 and int8 weights change slightly with the batch; auto: "
-                             "bf16 where the hardware has it, else fp32 (default: %(default)s)")
+                        help="fp32: exact, the same weights in any batch (on a CPU with AMX or AVX512-BF16 screened "
+                             "in bf16, as fast as bf16); bf16: bf16 matrix products (fp16 on a GPU without bf16), "
+                             "for GPUs; int8: dynamically quantised linear layers, CPU only; bf16 and int8 weights "
+                             "change slightly with the batch; auto: bf16 on a GPU, else fp32 (default: %(default)s)")
     parser.add_argument("--token-budget", type=positive_int, default=None,
                         help="padded tokens per batch (default: 8192 on a CPU, sized to the free memory on a GPU)")
 
