@@ -6,6 +6,7 @@ built from each (peak memory and time), searched with the real MS MARCO dev quer
     python -m benchmarks.scale compare --docs 1000000      build time against PISA's, same vectors, back to back
     python -m benchmarks.scale search --docs 1000000       latencies of the built index (and the peers that fit)
     python -m benchmarks.scale crossover --docs 1000000    pruned against exhaustive, query by query, by postings
+    python -m benchmarks.scale slices --docs 8841823       exhaustive search's accumulator whole or in slices
     python -m benchmarks.scale table                       benchmarks/results/scale/scale.md + scale.png
 
 WHY a pool of chunks: chunk c of benchmarks/synthetic.py's collection is the same matrix whatever the
@@ -263,6 +264,65 @@ def crossover(docs: int, per_set: int = 60, seed: int = 0) -> dict:
                          f"{ratio[1]:.2f} |")
     out = {"docs": docs, "rows": rows, "table": "\n".join(lines)}
     write_json(RESULTS / f"crossover-{docs}.json", out)
+    print(out["table"])
+    return out
+
+
+def slices(docs: int, per_set: int = 60, sizes=(0, 2**16, 2**18, 2**20, 2**22), k: int = 1000, seed: int = 0) -> dict:
+    """Exhaustive search with the full-drain accumulator scored and drained whole (size 0) or a slice at a time
+    (kernels._score_and_drain_by_slice), query by query and paired (best of 3 after a warm-up, one thread): the
+    measurement behind kernels.SLICE_SLOTS and ImpactIndex.search_arrays's cache rule. Every size must give the
+    same top k."""
+    from indexing.numba_index import kernels
+
+    index = _Built(index_dir(docs), "exhaustive", False).index
+    arrays = index._kernel_arrays()
+    scratch = kernels.new_scratch(1, index.num_docs, index.block_size, np.int32)
+    acc = scratch.acc[0]
+    base = np.int64(index.num_docs + 1)
+    top = np.empty(2 * k + 16, dtype=np.int64)
+    out_docs, out_scores = np.zeros(k, np.int32), np.zeros(k, np.int64)
+
+    def run(size, terms, weights):
+        if size == 0:
+            kernels._score_all(arrays, terms, weights, acc)
+            n, theta = kernels._drain_block(acc, 0, acc.shape[0], arrays.doc_order, arrays.num_docs, base, k, top, 0,
+                                            np.int64(-1))
+        else:
+            n, theta = kernels._score_and_drain_by_slice(arrays, terms, weights, acc, base, k, top, size)
+        n = kernels._write_top(top, n, k, base, arrays.num_docs, out_docs, out_scores)
+        return out_docs[:n].copy(), out_scores[:n].copy()
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name, q in query_sets().items():
+        q = index.quantize_queries(q)
+        for i in rng.choice(q.shape[0], min(per_set, q.shape[0]), replace=False):
+            terms, weights = q[int(i)].indices.astype(np.int32), q[int(i)].data.astype(np.int64)
+            row = {"set": name, "postings_per_doc": kernels._postings_of(arrays, terms) / docs}
+            reference = None
+            for size in sizes:
+                times = []
+                for _ in range(4):  # the first warms up
+                    started = time.perf_counter()
+                    got = run(size, terms, weights)
+                    times.append(time.perf_counter() - started)
+                if reference is None:
+                    reference = got
+                elif not (np.array_equal(got[0], reference[0]) and np.array_equal(got[1], reference[1])):
+                    raise AssertionError(f"slices of {size}: another top {k} for {name} query {i}")
+                row[f"ms_{size}"] = min(times[1:]) * 1000
+            rows.append(row)
+    lines = ["| query set | queries | postings / documents | whole ms | " +
+             " | ".join(f"slices of {s:,}" for s in sizes[1:]) + " |", "|---|---|---|---|" + "---|" * (len(sizes) - 1)]
+    for name in ("dev", "light", "heavy"):
+        group = [r for r in rows if r["set"] == name]
+        whole = float(np.median([r["ms_0"] for r in group]))
+        ratios = [float(np.median([r["ms_0"] / r[f"ms_{s}"] for r in group])) for s in sizes[1:]]
+        lines.append(f"| {name} | {len(group)} | {np.median([r['postings_per_doc'] for r in group]):.2f} | "
+                     f"{whole:.2f} | " + " | ".join(f"{x:.2f}x" for x in ratios) + " |")
+    out = {"docs": docs, "k": k, "rows": rows, "table": "\n".join(lines)}
+    write_json(RESULTS / f"slices-{docs}.json", out)
     print(out["table"])
     return out
 
@@ -577,7 +637,7 @@ def _plot(rows: list[dict]) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=("generate", "build", "ours-build", "pisa-build", "compare", "search",
-                                         "crossover", "peers", "table"))
+                                         "crossover", "slices", "peers", "table"))
     parser.add_argument("--docs", type=int, default=1_000_000)
     parser.add_argument("--part", default=None,
                         help="I/N: only draw every N-th pool shard from the I-th (for N processes)")
@@ -585,6 +645,8 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", default="pruned,exhaustive,auto", help="search methods of the search step")
     parser.add_argument("--timing-queries", type=int, default=200, help="queries timed one by one per set and k")
     parser.add_argument("--mmap", action="store_true", help="search the index memory-mapped")
+    parser.add_argument("--slice-sizes", default="16384,65536,262144,1048576",
+                        help="accumulator slices (slots) of the slices step, against the whole accumulator")
     args = parser.parse_args(argv)
     if args.step == "generate" and args.part:
         fill_pool(args.docs, *(int(x) for x in args.part.split("/")))
@@ -602,6 +664,8 @@ def main(argv=None) -> int:
         table()
     elif args.step == "crossover":
         crossover(args.docs)
+    elif args.step == "slices":
+        slices(args.docs, sizes=(0, *(int(x) for x in args.slice_sizes.split(","))))
     elif args.step == "peers":
         peers(args.docs, args.systems.split(","))
     elif args.step == "search":

@@ -84,7 +84,9 @@ AUTO_POSTINGS_BAND = (0.0, 0.2)
 # AUTO_BEYOND_CACHE_MIN_POSTINGS postings per document, and prunes the others. WHY: measured at 8.84M documents
 # (AMD EPYC, 32 MiB L3, `python -m benchmarks.scale crossover --docs 8841823`, query by query, best of 3), k=1000:
 # exhaustive took 1.10-2.22x the pruned time below 0.2 postings per document (the MS MARCO dev queries: dev k=1000
-# pruned 10.0 against exhaustive 12.9 ms in `make bench-scale`), 1.41-1.73x in [0.2, 0.5), 0.84-0.92x from 0.5 on.
+# pruned 10.0 against exhaustive 12.9 ms in `make bench-scale`), 1.41-1.73x in [0.2, 0.5), 0.84-0.92x from 0.5 on;
+# again after exhaustive search beyond the cache went by accumulator slices (kernels.SLICE_SLOTS): 1.03-1.43x below
+# 0.2, 1.23-1.69x in [0.2, 0.5), 0.57-0.68x from 0.5 on, so the cut stays.
 AUTO_BEYOND_CACHE_MIN_POSTINGS = 0.5
 _DEFAULT_CACHE_BYTES = 32 * 2**20  # where the kernel does not say (an L3 of today's server CPUs)
 _DOC_ID_BYTES = 80  # memory of one external id in a Python list (object, pointer, a short string), for check_memory
@@ -296,8 +298,10 @@ class ImpactIndex(QuantizedIndex):
             scratch = self._scratch[(chunks, acc_dtype)] = kernels.new_scratch(chunks, self.num_docs, self.block_size,
                                                                                acc_dtype)
         run = kernels.search_serial if chunks == 1 else kernels.search_batch
-        run(self._kernel_arrays(), batch, k, float(alpha), self._exhaustive_band(requested, method, alpha), scratch,
-            results, chunk_stats)
+        in_cache = self.num_docs * np.dtype(acc_dtype).itemsize <= last_level_cache_bytes()
+        slice_slots = 0 if in_cache else kernels.SLICE_SLOTS  # beyond the cache, a slice at a time (measured)
+        run(self._kernel_arrays(), batch, k, float(alpha), self._exhaustive_band(requested, method, alpha), slice_slots,
+            scratch, results, chunk_stats)
         if stats is not None:
             stats += chunk_stats.sum(axis=0)
         return results

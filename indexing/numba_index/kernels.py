@@ -95,7 +95,7 @@ NUM_STATS = 3
 
 
 @nb.njit(cache=True, nogil=True)
-def exhaustive_search(index, q_terms, q_weights, k, scratch, top, out_docs, out_scores):
+def exhaustive_search(index, q_terms, q_weights, k, scratch, top, out_docs, out_scores, slice_slots):
     """Term at a time over every posting of every query term into a dense accumulator (the exact reference),
     then the scored slots into the top-k buffer; returns how many results.
 
@@ -104,8 +104,8 @@ def exhaustive_search(index, q_terms, q_weights, k, scratch, top, out_docs, out_
     and drains only the marked ones, so its cost follows its postings rather than the collection's size; a query
     reaching a large part of the slots drains every slot in order, which is cheaper than the marks (SPARSE_DRAIN).
 
-    Measured, not assumed: scoring in chunks of 65,536 slots (an accumulator slice that fits L2) was no faster
-    at 1M documents on a machine whose L3 holds the whole accumulator, so the plain loop stays."""
+    slice_slots > 0 (an accumulator larger than the last-level cache, see SLICE_SLOTS) scores and drains every
+    slot a slice of that many slots at a time, 0 the whole accumulator at once."""
     acc = scratch.acc
     base = np.int64(index.num_docs + 1)
     sparse = _postings_of(index, q_terms) * SPARSE_DRAIN[1] < acc.shape[0] * SPARSE_DRAIN[0]
@@ -116,6 +116,8 @@ def exhaustive_search(index, q_terms, q_weights, k, scratch, top, out_docs, out_
         else:
             size, theta = _drain_marked(acc, scratch.marks, index.doc_order, index.num_docs, base, k, top, 0,
                                         np.int64(-1))
+    elif slice_slots > 0:
+        size, theta = _score_and_drain_by_slice(index, q_terms, q_weights, acc, base, k, top, slice_slots)
     else:
         _score_all(index, q_terms, q_weights, acc)
         size, theta = _drain_block(acc, 0, acc.shape[0], index.doc_order, index.num_docs, base, k, top, 0,
@@ -142,6 +144,44 @@ def _postings_of(index, q_terms):
     for i in range(q_terms.shape[0]):
         n += np.int64(index.offsets[q_terms[i] + 1]) - np.int64(index.offsets[q_terms[i]])
     return n
+
+
+# The slice of the accumulator exhaustive_search's full drain scores and drains at a time when the accumulator is
+# larger than the last-level cache (ImpactIndex decides; `slice_slots` of search_batch). Measured with
+# `python -m benchmarks.scale slices` (60 queries a set, k=1000, one thread, paired, the same top k), median speed-up
+# over the whole accumulator: at 8.84M documents (a 34 MiB int32 accumulator, a 32 MiB L3) light / heavy queries
+# 1.44x / 1.60x in slices of 16,384 slots, 1.52x / 1.67x of 65,536, 1.50x / 1.65x of 131,072, 1.48x / 1.62x of
+# 262,144, 1.46x / 1.56x of 1,048,576, 1.24x / 1.25x of 4,194,304; at 1M (4 MiB, inside the L3) 0.91-0.99x, so
+# the whole accumulator stays there. The real MS MARCO dev queries (0.04 postings per document) take the marked
+# drain instead, whatever the size.
+SLICE_SLOTS = 2**16
+
+
+@nb.njit(cache=True, nogil=True)
+def _score_and_drain_by_slice(index, q_terms, q_weights, acc, base, k, top, slice_slots):
+    """_score_all then _drain_block, a slice of slice_slots slots at a time: every term's postings into the
+    slice (each term's cursor carried from slice to slice), then the slice into the top-k buffer while it is
+    still in cache; returns (size, theta)."""
+    n_terms = q_terms.shape[0]
+    cursor_e = np.empty(n_terms, dtype=np.int64)
+    cursor_p = np.empty(n_terms, dtype=np.int64)
+    for i in range(n_terms):
+        cursor_e[i] = index.bm_offsets[q_terms[i]]
+        cursor_p[i] = index.offsets[q_terms[i]]
+    deltas = np.zeros(SCATTER_RUN + 256, dtype=np.int64)
+    block_size = np.int64(index.block_size)
+    slice_blocks = max(np.int64(1), slice_slots // block_size)
+    n_blocks = acc.shape[0] // block_size
+    size, theta = 0, np.int64(-1)
+    for lo in range(0, n_blocks, slice_blocks):
+        hi = min(lo + slice_blocks, n_blocks)
+        for i in range(n_terms):
+            cursor_e[i], cursor_p[i] = _score_entries(index, np.int64(q_weights[i]), acc, deltas, _scatter_run,
+                                                      cursor_e[i], np.int64(index.bm_offsets[q_terms[i] + 1]),
+                                                      cursor_p[i], hi)
+        size, theta = _drain_block(acc, lo * block_size, (hi - lo) * block_size, index.doc_order, index.num_docs,
+                                   base, k, top, size, theta)
+    return size, theta
 
 
 # Postings a term's walk decodes before scattering them (see _score_term): 16 KiB of block bases, inside L1.
@@ -185,13 +225,23 @@ def _score_term(index, t, w, target, deltas, scatter):
     deltas. Measured at 1M synthetic documents, one query at a time: scoring 1.5-1.6x faster on the light, heavy
     and dev query sets (`python -m benchmarks.scale search`; a flat array of absolute slots, as scipy's CSC
     holds, would be 1.6x faster again, at 4 bytes more a posting)."""
-    bm_offsets, bm_blocks, bm_counts = index.bm_offsets, index.bm_blocks, index.bm_counts
+    _score_entries(index, w, target, deltas, scatter, np.int64(index.bm_offsets[t]), np.int64(index.bm_offsets[t + 1]),
+                   np.int64(index.offsets[t]), NO_BLOCK_LIMIT)
+
+
+NO_BLOCK_LIMIT = np.int64(2**62)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _score_entries(index, w, target, deltas, scatter, e, e_end, p, block_limit):
+    """The postings of entries e, e + 1, ... < e_end of one term (p: the first one's index) whose block is below
+    block_limit into `target`, as _score_term; returns (e, p) of the first entry left (a slice's cursor)."""
+    bm_blocks, bm_counts = index.bm_blocks, index.bm_counts
     slots, impacts, block_size = index.slots, index.impacts, np.int64(index.block_size)
-    p = np.int64(index.offsets[t])
     start = p
     first = np.int64(0)  # block base the running sum stands at, carried from run to run
     previous = np.int64(0)
-    for e in range(bm_offsets[t], bm_offsets[t + 1]):
+    while e < e_end and np.int64(bm_blocks[e]) < block_limit:
         if p - start >= SCATTER_RUN:
             first = scatter(target, deltas, start, p, slots, impacts, w, first)
             start = p
@@ -199,7 +249,9 @@ def _score_term(index, t, w, target, deltas, scatter):
         deltas[p - start] = block_first - previous
         previous = block_first
         p += np.int64(bm_counts[e]) + 1
+        e += 1
     scatter(target, deltas, start, p, slots, impacts, w, first)
+    return e, p
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -715,7 +767,7 @@ def new_scratch(num_chunks: int, num_docs: int, block_size: int, acc_dtype=np.in
 
 
 @nb.njit(cache=True, nogil=True)
-def _search_chunk(c, index, queries, k, alpha, exhaustive_band, scratch, results, stats):
+def _search_chunk(c, index, queries, k, alpha, exhaustive_band, slice_slots, scratch, results, stats):
     """The queries c, c + chunks, ... (chunks = rows of scratch) with row c of the scratch arrays and of stats."""
     num_chunks = scratch.acc.shape[0]
     row = Scratch(scratch.acc[c], scratch.ub[c], scratch.flag[c], scratch.touched_blocks[c], scratch.order[c],
@@ -725,14 +777,14 @@ def _search_chunk(c, index, queries, k, alpha, exhaustive_band, scratch, results
         a, b = queries.indptr[q], queries.indptr[q + 1]
         if exhaustive_band[0] <= _postings_of(index, queries.terms[a:b]) < exhaustive_band[1]:
             results.counts[q] = exhaustive_search(index, queries.terms[a:b], queries.weights[a:b], k, row, top,
-                                                  results.docs[q], results.scores[q])
+                                                  results.docs[q], results.scores[q], slice_slots)
         else:
             results.counts[q] = block_search(index, queries.terms[a:b], queries.weights[a:b], k, alpha, row, top,
                                              results.docs[q], results.scores[q], stats[c])
 
 
 @nb.njit(cache=True, parallel=True)
-def search_batch(index, queries, k, alpha, exhaustive_band, scratch, results, stats):
+def search_batch(index, queries, k, alpha, exhaustive_band, slice_slots, scratch, results, stats):
     """Many queries over all cores: chunk c of the queries (one per row of `scratch`) uses row c of the scratch
     arrays and of stats.
 
@@ -742,17 +794,18 @@ def search_batch(index, queries, k, alpha, exhaustive_band, scratch, results, st
         k: results per query. alpha: 1 for exact pruned search, below for approximate.
         exhaustive_band: (lo, hi) int64: a query whose postings p satisfy lo <= p < hi is searched by scoring every
             posting, the others by pruning ((0, 2**62): all exhaustive; (0, 0): all pruned).
+        slice_slots: accumulator slots exhaustive search scores and drains at a time (0: all; see SLICE_SLOTS).
         scratch: Scratch of new_scratch(chunks, ...), left as found.
         results: Results of [n, k] rows that receive the top k of each query (and counts[q] how many).
         stats: int64 [chunks, NUM_STATS], added to (pruned search only).
     """
     for c in nb.prange(scratch.acc.shape[0]):
-        _search_chunk(c, index, queries, k, alpha, exhaustive_band, scratch, results, stats)
+        _search_chunk(c, index, queries, k, alpha, exhaustive_band, slice_slots, scratch, results, stats)
 
 
 @nb.njit(cache=True, nogil=True)
-def search_serial(index, queries, k, alpha, exhaustive_band, scratch, results, stats):
+def search_serial(index, queries, k, alpha, exhaustive_band, slice_slots, scratch, results, stats):
     """search_batch on the calling thread alone: waking numba's thread pool costs more than a pruned query, and
     on a busy machine much more (the pool's threads wait for a core)."""
     for c in range(scratch.acc.shape[0]):
-        _search_chunk(c, index, queries, k, alpha, exhaustive_band, scratch, results, stats)
+        _search_chunk(c, index, queries, k, alpha, exhaustive_band, slice_slots, scratch, results, stats)

@@ -174,6 +174,49 @@ def test_exhaustive_marked_and_full_drains_equal_brute_force(random_indexes, k, 
     assert_same(again, expected[::-1])
 
 
+@pytest.mark.parametrize("k", [1, 10, 1000])
+def test_exhaustive_search_in_accumulator_slices_equals_brute_force(random_indexes, k):
+    """Beyond the last-level cache the full drain scores and drains the accumulator a slice at a time, each
+    term's cursor carried across slices: the exact top k for slices of one block, of a few blocks (a size that
+    is not a multiple of the block size is cut down to one), and larger than the whole accumulator; the
+    accumulator is left clear."""
+    from indexing.numba_index import kernels
+
+    docs, queries, indexes = random_indexes
+    index = indexes["top-terms"]
+    arrays = index._kernel_arrays()
+    expected = top_k(queries, docs, k)
+    acc = kernels.new_scratch(1, index.num_docs, index.block_size, np.int32).acc[0]
+    base = np.int64(index.num_docs + 1)
+    top = np.empty(2 * k + 16, dtype=np.int64)
+    for slice_slots in (index.block_size, 3 * index.block_size + 5, 2**20):
+        found_docs, found_scores = np.zeros((queries.shape[0], k), np.int32), np.zeros((queries.shape[0], k), np.int64)
+        counts = np.zeros(queries.shape[0], np.int64)
+        for i in range(queries.shape[0]):
+            row = queries[i]
+            size, _ = kernels._score_and_drain_by_slice(arrays, row.indices.astype(np.int32),
+                                                        row.data.astype(np.int64), acc, base, k, top, slice_slots)
+            counts[i] = kernels._write_top(top, size, k, base, arrays.num_docs, found_docs[i], found_scores[i])
+            assert not acc.any(), f"slices of {slice_slots}: accumulator left dirty by query {i}"
+        assert_same((found_docs, found_scores, counts), expected)
+
+
+def test_index_beyond_the_cache_searches_exhaustively_in_slices(random_indexes, monkeypatch):
+    """ImpactIndex hands the kernels a slice size when the accumulator is larger than the last-level cache (here
+    made 0 bytes): the exhaustive search through it is exact, on one thread and on two."""
+    from indexing.numba_index import index as index_module
+    from indexing.numba_index import kernels
+
+    docs, queries, indexes = random_indexes
+    index = indexes["top-terms"]
+    monkeypatch.setattr(index_module, "last_level_cache_bytes", lambda: 0)
+    monkeypatch.setattr(kernels, "SLICE_SLOTS", 3 * index.block_size)
+    for k in (10, 1000):
+        expected = top_k(queries, docs, k)
+        for threads in (1, 2):
+            assert_same(index.search_arrays(queries, k, quantized=True, threads=threads, method="exhaustive"), expected)
+
+
 def test_entry_lookup_matches_searchsorted():
     """The interpolation + gallop lookup of a block among a term's blocks, against numpy on random lists."""
     from indexing.numba_index.kernels import _find_entry
