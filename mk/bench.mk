@@ -19,7 +19,7 @@ bench: $(STAMP)
 # make bench-scale: MS MARCO-sized synthetic encoded folders (1M, 3M, 8,841,823 passages, 128 non-zeros each),
 # `splade index` on each under /usr/bin/time (peak memory, time), searched with the 6,980 MS MARCO dev queries
 # (splade-tiny) and synthetic light / heavy queries; the peers that take the corpus in memory at 1M.
-# Disk: 8.7 GiB of shards (8.84M; the smaller folders hard-link them) + 6.4 GiB for the 8.84M index. Never in make test.
+# Disk: 8.7 GiB of shards (8.84M; the smaller folders hard-link them) + 5.1 GiB for the 8.84M index. Never in make test.
 #   make bench-scale SCALE_SIZES="1000000 8841823"    the sizes to run (each: generate, build, search)
 #   make bench-scale SCALE_PEERS=numba,scipy,pisa-maxscore SCALE_PEER_SIZES=1000000
 #   make bench-scale SCALE_FULL_PEERS=scipy SCALE_FULL_PEER_SIZES=8841823   the peers that fit at full size (scipy:

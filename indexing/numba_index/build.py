@@ -320,25 +320,26 @@ def _write_layout(work, spill, order, df, num_docs, bucket_slots, n_buckets, blo
                   index_dir, progress) -> dict[str, np.ndarray]:
     """Pass 4: entries counted bucket by bucket, then the postings of each bucket placed in the output arrays."""
     vocab_size = df.shape[0]
+    segments = layout.block_segments(num_docs, block_size)
     last_block = np.full(vocab_size, -1, dtype=np.int64)
-    entries = np.zeros(vocab_size, dtype=np.int64)
+    entries = np.zeros(vocab_size * segments, dtype=np.int64)
     largest_bucket = 0
     with _timed("pass 4a (count blocks)"):
         for b in tqdm(range(n_buckets), desc="index pass 4/4: count blocks", unit="bucket", disable=not progress):
             rows, terms, _ = _read_bucket(spill, b, term_dtype, dtype, with_impacts=False)
             row_of_slot, row_start = layout.slot_walk(rows, b * bucket_slots)
-            layout.count_entries(b * bucket_slots, row_of_slot, row_start, rows, terms, block_size, last_block,
-                                 entries)
+            layout.count_entries(b * bucket_slots, row_of_slot, row_start, rows, terms, block_size, segments,
+                                 last_block, entries)
             largest_bucket = max(largest_bucket, terms.shape[0])
             del rows, terms, row_of_slot, row_start  # one bucket in memory at a time
     offsets = np.zeros(vocab_size + 1, dtype=np.int64)
     np.cumsum(df, out=offsets[1:])
-    bm_offsets = np.zeros(vocab_size + 1, dtype=np.int64)
+    bm_offsets = np.zeros(vocab_size * segments + 1, dtype=np.int64)
     np.cumsum(entries, out=bm_offsets[1:])
     num_postings, num_entries = int(offsets[-1]), int(bm_offsets[-1])
-    bm_dtype = layout.block_dtype(num_docs, block_size)
     sizes = {"slots": (np.uint8, num_postings), "impacts": (dtype, num_postings),
-             "bm_blocks": (bm_dtype, num_entries), "bm_max": (dtype, num_entries), "bm_counts": (np.uint8, num_entries),
+             "bm_blocks": (np.uint16, num_entries), "bm_max": (dtype, num_entries),
+             "bm_counts": (np.uint8, num_entries),
              "bm_anchors": (layout.anchor_dtype(num_postings), (num_entries >> ANCHOR_SHIFT) + 1)}
     _check_disk(index_dir, sum(np.dtype(t).itemsize * n for t, n in sizes.values()), "the index arrays")
     # In memory, saved when complete: these arrays are the index (the memory limit is its size + 1.5 GiB). WHY not
@@ -347,7 +348,7 @@ def _write_layout(work, spill, order, df, num_docs, bucket_slots, n_buckets, blo
     out = {name: np.empty(n, dtype=t) for name, (t, n) in sizes.items()}
     sort_buffer = np.empty(largest_bucket, dtype=layout.fill_key_dtype(bucket_slots, 8 * np.dtype(dtype).itemsize))
     post_fill = offsets[:-1].copy()
-    entry_fill = bm_offsets[:-1].copy()
+    entry_fill = layout.term_entry_starts(bm_offsets, segments)
     last_block[:] = -1
     term_max = np.zeros(vocab_size, dtype=dtype)
     with _timed("pass 4b (scatter postings)"):
@@ -374,7 +375,8 @@ def _write_manifest(work: Path, info: dict, arrays: dict, vocab_size: int, num_d
                     scale: float, bits: int, block_size: int, reorder: str) -> None:
     manifest = common_manifest(FORMAT, FORMAT_VERSION, info, vocab_size=vocab_size, num_docs=num_docs,
                                num_postings=num_postings, scale=scale, bits=bits)
-    manifest.update({"block_size": int(block_size), "reorder": reorder,
+    manifest.update({"block_size": int(block_size), "block_segments": layout.block_segments(num_docs, block_size),
+                     "reorder": reorder,
                      ARRAYS_KEY: describe_arrays({name: arrays[name] for name in ARRAYS})})
     write_json(work / "manifest.json", manifest)
 

@@ -8,8 +8,10 @@ Folder layout:
   impacts.npy     uint8 / uint16 quantised weights, round(w * scale), zeros dropped
   term_max.npy    largest impact of each term
   doc_order.npy   int32 internal document number of each slot (documents grouped by their heavy terms)
-  bm_offsets.npy  int64 [vocab + 1]: block entries of term t are [bm_offsets[t], bm_offsets[t+1])
-  bm_blocks.npy   uint16 (int32 past 65,536 blocks) blocks of `block_size` slots holding the term, ascending
+  bm_offsets.npy  int64 [vocab x segments + 1]: block entries of term t in segment h (blocks h x 65,536 to
+                  (h + 1) x 65,536 - 1) are [bm_offsets[t x segments + h], bm_offsets[t x segments + h + 1]);
+                  segments (manifest "block_segments") is 1 up to 65,536 blocks
+  bm_blocks.npy   uint16 blocks of `block_size` slots holding the term, ascending, less their segment's start
   bm_max.npy      the term's largest impact in each of those blocks (the block maxima)
   bm_counts.npy   uint8 postings of each entry minus one (a term's postings follow its entries in order)
   bm_anchors.npy  uint32 (int64 past 2**32 postings) first posting of every 32nd entry, for jumps to an entry
@@ -42,7 +44,7 @@ from indexing.base import (
     read_doc_ids,
     verify_arrays,
 )
-from indexing.numba_index import kernels
+from indexing.numba_index import kernels, layout
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +54,10 @@ __all__ = ["ARRAYS", "AUTO_BEYOND_CACHE_MIN_POSTINGS", "AUTO_K_AT_100K", "AUTO_K
 FORMAT = "splade-impact-index"
 # 2 -> 3: per-entry posting starts (4 bytes) became counts (1 byte) plus anchors.
 # 3 -> 4: the manifest records every array's length, dtype and sha256, checked on load.
-FORMAT_VERSION = 4
+# 4 -> 5: bm_blocks is uint16 at every size, its high part in segments of bm_offsets (it was int32 past 65,536
+#         blocks: 2.4x PISA's size at 3M and 8.84M documents, now 1.9x). Indexes of up to 65,536 blocks are the
+#         same bytes as before, but every index records its segments.
+FORMAT_VERSION = 5
 ARRAYS = ("offsets", "slots", "impacts", "term_max", "doc_order", "bm_offsets", "bm_blocks", "bm_max", "bm_counts",
           "bm_anchors")
 DEFAULT_BLOCK_SIZE = 32
@@ -185,6 +190,11 @@ class ImpactIndex(QuantizedIndex):
     def block_size(self) -> int:
         """Slots per block of the block-max layout."""
         return int(self.manifest["block_size"])
+
+    @property
+    def block_segments(self) -> int:
+        """Segments of 65,536 blocks that bm_offsets splits each term's entries into (layout.SEGMENT_BITS)."""
+        return int(self.manifest["block_segments"])
 
     def size_bytes(self) -> int:
         """Bytes on disk of the whole index folder.
@@ -325,6 +335,7 @@ class ImpactIndex(QuantizedIndex):
             bm_offsets=self.bm_offsets, bm_blocks=self.bm_blocks, bm_max=self.bm_max, offsets=self.offsets,
             bm_counts=self.bm_counts, bm_anchors=self.bm_anchors, slots=self.slots, impacts=self.impacts,
             doc_order=self.doc_order, block_size=self.block_size, num_docs=self.num_docs,
+            segments=self.block_segments,
         )
 
 
@@ -359,12 +370,18 @@ def _check_bounds(path: Path, manifest: dict, a: dict[str, np.ndarray]) -> None:
     vocab, num_docs = int(manifest["vocab_size"]), int(manifest["num_docs"])
     num_postings, block_size = int(manifest["num_postings"]), int(manifest["block_size"])
     n_blocks = max(1, -(-num_docs // block_size))
+    segments = layout.block_segments(num_docs, block_size)
+    if manifest.get("block_segments") != segments:
+        raise ValueError(f"{path / 'manifest.json'}: expected block_segments {segments} for {num_docs:,} documents "
+                         f"in blocks of {block_size} (a damaged or mixed copy?); rebuild the index")
+    if a["bm_blocks"].dtype != np.uint16:
+        raise bad("bm_blocks", "uint16 block numbers")
     num_entries = a["bm_blocks"].shape[0]
     bits_dtype = {8: "uint8", 16: "uint16"}[int(manifest["bits"])]
     for name in ("impacts", "term_max", "bm_max"):
         if a[name].dtype.name != bits_dtype:
             raise bad(name, f"{bits_dtype} values ({manifest['bits']} bits)")
-    for name, end, length in (("offsets", num_postings, vocab + 1), ("bm_offsets", num_entries, vocab + 1)):
+    for name, end, length in (("offsets", num_postings, vocab + 1), ("bm_offsets", num_entries, vocab * segments + 1)):
         arr = a[name]
         if arr.shape[0] != length or int(arr[0]) != 0 or int(arr[-1]) != end or not _ascending(arr):
             raise bad(name, f"{length:,} non-decreasing offsets from 0 to {end:,}")
@@ -380,8 +397,6 @@ def _check_bounds(path: Path, manifest: dict, a: dict[str, np.ndarray]) -> None:
         raise bad("bm_anchors", f"{num_entries // (1 << kernels.ANCHOR_SHIFT) + 1:,} anchors")
     if _chunked_max(a["slots"]) >= block_size:
         raise bad("slots", f"slots below the block size {block_size}")
-    if _chunked_max(a["bm_blocks"]) >= n_blocks:
-        raise bad("bm_blocks", f"block numbers below {n_blocks:,}")
     if int(a["bm_counts"].shape[0]) and _chunked_max(a["bm_counts"]) >= block_size:
         raise bad("bm_counts", f"counts below the block size {block_size}")
     order = a["doc_order"]
@@ -390,33 +405,43 @@ def _check_bounds(path: Path, manifest: dict, a: dict[str, np.ndarray]) -> None:
     # Each term's entries hold exactly its postings, every anchor is the posting start of its entry, and block
     # numbers ascend within a term: one pass in numba, since numpy's reduceat would copy bm_counts to int64 (8 bytes
     # an entry: 5.5 GiB more at MS MARCO size, measured).
-    problem = _entry_problem(np.asarray(a["offsets"]), np.asarray(a["bm_offsets"]), a["bm_counts"], a["bm_blocks"],
-                             a["bm_anchors"], kernels.ANCHOR_SHIFT)
+    problem = _entry_problem(np.asarray(a["offsets"]), np.asarray(a["bm_offsets"]), segments, n_blocks,
+                             a["bm_counts"], a["bm_blocks"], a["bm_anchors"], kernels.ANCHOR_SHIFT)
     if problem == _BAD_COUNTS:
         raise bad("bm_counts", "counts that add up to each term's postings in offsets.npy")
     if problem == _BAD_ANCHORS:
         raise bad("bm_anchors", "the posting start of every 32nd entry")
     if problem == _BAD_BLOCK_ORDER:
         raise bad("bm_blocks", "block numbers ascending within each term")
+    if problem == _BAD_BLOCK_RANGE:
+        raise bad("bm_blocks", f"block numbers below {n_blocks:,}")
 
 
-_BAD_COUNTS, _BAD_ANCHORS, _BAD_BLOCK_ORDER = 1, 2, 3
+_BAD_COUNTS, _BAD_ANCHORS, _BAD_BLOCK_ORDER, _BAD_BLOCK_RANGE = 1, 2, 3, 4
 
 
 @nb.njit(cache=True, nogil=True)
-def _entry_problem(offsets, bm_offsets, bm_counts, bm_blocks, bm_anchors, shift):
-    """0 when the block entries agree with offsets and anchors, else which invariant fails (_BAD_*)."""
+def _entry_problem(offsets, bm_offsets, segments, n_blocks, bm_counts, bm_blocks, bm_anchors, shift):
+    """0 when the block entries agree with offsets and anchors, their blocks (segment start + bm_blocks) ascend
+    within each term and lie below n_blocks, else which invariant fails (_BAD_*)."""
     step = 1 << shift
     posting = 0
-    for t in range(bm_offsets.shape[0] - 1):
+    for t in range(offsets.shape[0] - 1):
         if posting != offsets[t]:
             return _BAD_COUNTS
-        for e in range(bm_offsets[t], bm_offsets[t + 1]):
-            if e % step == 0 and np.int64(bm_anchors[e >> shift]) != posting:
-                return _BAD_ANCHORS
-            if e > bm_offsets[t] and bm_blocks[e] <= bm_blocks[e - 1]:
-                return _BAD_BLOCK_ORDER
-            posting += np.int64(bm_counts[e]) + 1
+        previous = np.int64(-1)
+        for h in range(segments):
+            high = np.int64(h) << kernels.SEGMENT_BITS
+            for e in range(bm_offsets[t * segments + h], bm_offsets[t * segments + h + 1]):
+                if e % step == 0 and np.int64(bm_anchors[e >> shift]) != posting:
+                    return _BAD_ANCHORS
+                blk = high + np.int64(bm_blocks[e])
+                if blk <= previous:
+                    return _BAD_BLOCK_ORDER
+                if blk >= n_blocks:
+                    return _BAD_BLOCK_RANGE
+                previous = blk
+                posting += np.int64(bm_counts[e]) + 1
     if posting != offsets[offsets.shape[0] - 1]:
         return _BAD_COUNTS
     n = bm_counts.shape[0]

@@ -2,9 +2,11 @@
 
 Layout they read (indexing/numba_index/layout.py builds it). Documents sit in "slots" (a reordering that groups
 similar documents; `doc_order[slot]` is the internal document number). Slots form blocks of `block_size`. For
-each term, its "entries" are the blocks holding it, ascending: entry e of term t (bm_offsets[t] <= e <
-bm_offsets[t+1]) names block bm_blocks[e], the term's largest impact there bm_max[e], and holds bm_counts[e] + 1
-postings (slot within block: uint8, impact). A term's postings start at offsets[t] and follow its entries in
+each term, its "entries" are the blocks holding it, ascending, in `segments` segments of 65,536 blocks: entry e
+of term t in segment h (bm_offsets[t * segments + h] <= e < bm_offsets[t * segments + h + 1]) names block
+(h << SEGMENT_BITS) + bm_blocks[e] (uint16), the term's largest impact there bm_max[e], and holds bm_counts[e] + 1
+postings (slot within block: uint8, impact). A term's entries are contiguous: [bm_offsets[t * segments],
+bm_offsets[(t + 1) * segments]). A term's postings start at offsets[t] and follow its entries in
 order, so a walk over a term's entries adds up the counts; a jump to entry e starts from bm_anchors[e >> 5], the
 posting start of every 32nd entry (1 byte per entry instead of a 4-byte start: the index is 30 % smaller).
 
@@ -43,8 +45,8 @@ from numba.cpython.unsafe.numbers import trailing_zeros  # one instruction; numb
 class IndexArrays(NamedTuple):
     """The arrays of an index folder the kernels read (see the module docstring), and the two numbers that size them."""
 
-    bm_offsets: np.ndarray  # int64 [vocab + 1]: entries of term t are [bm_offsets[t], bm_offsets[t + 1])
-    bm_blocks: np.ndarray  # uint16 | int32 [entries]: the block of each entry, ascending per term
+    bm_offsets: np.ndarray  # int64 [vocab x segments + 1]: entries of term t, segment h from t x segments + h
+    bm_blocks: np.ndarray  # uint16 [entries]: the block of each entry less its segment's start, ascending per term
     bm_max: np.ndarray  # uint8 | uint16 [entries]: the term's largest impact in that block
     offsets: np.ndarray  # int64 [vocab + 1]: postings of term t are [offsets[t], offsets[t + 1])
     bm_counts: np.ndarray  # uint8 [entries]: postings of the entry minus one
@@ -54,6 +56,11 @@ class IndexArrays(NamedTuple):
     doc_order: np.ndarray  # int32 [slots]: internal document number of each slot
     block_size: int
     num_docs: int
+    segments: int  # segments of 2**SEGMENT_BITS blocks (1 up to 65,536 blocks)
+
+
+# Bits of a block number in bm_blocks; the rest is the entry's segment (see indexing/numba_index/layout.py).
+SEGMENT_BITS = 16
 
 
 class Queries(NamedTuple):
@@ -163,10 +170,11 @@ def _score_and_drain_by_slice(index, q_terms, q_weights, acc, base, k, top, slic
     slice (each term's cursor carried from slice to slice), then the slice into the top-k buffer while it is
     still in cache; returns (size, theta)."""
     n_terms = q_terms.shape[0]
+    cursor_h = np.zeros(n_terms, dtype=np.int64)
     cursor_e = np.empty(n_terms, dtype=np.int64)
     cursor_p = np.empty(n_terms, dtype=np.int64)
     for i in range(n_terms):
-        cursor_e[i] = index.bm_offsets[q_terms[i]]
+        cursor_e[i] = index.bm_offsets[q_terms[i] * index.segments]
         cursor_p[i] = index.offsets[q_terms[i]]
     deltas = np.zeros(SCATTER_RUN + 256, dtype=np.int64)
     block_size = np.int64(index.block_size)
@@ -176,9 +184,9 @@ def _score_and_drain_by_slice(index, q_terms, q_weights, acc, base, k, top, slic
     for lo in range(0, n_blocks, slice_blocks):
         hi = min(lo + slice_blocks, n_blocks)
         for i in range(n_terms):
-            cursor_e[i], cursor_p[i] = _score_entries(index, np.int64(q_weights[i]), acc, deltas, _scatter_run,
-                                                      cursor_e[i], np.int64(index.bm_offsets[q_terms[i] + 1]),
-                                                      cursor_p[i], hi)
+            cursor_h[i], cursor_e[i], cursor_p[i] = _score_entries(index, q_terms[i], np.int64(q_weights[i]), acc,
+                                                                   deltas, _scatter_run, cursor_h[i], cursor_e[i],
+                                                                   cursor_p[i], hi)
         size, theta = _drain_block(acc, lo * block_size, (hi - lo) * block_size, index.doc_order, index.num_docs,
                                    base, k, top, size, theta)
     return size, theta
@@ -225,7 +233,7 @@ def _score_term(index, t, w, target, deltas, scatter):
     deltas. Measured at 1M synthetic documents, one query at a time: scoring 1.5-1.6x faster on the light, heavy
     and dev query sets (`python -m benchmarks.scale search`; a flat array of absolute slots, as scipy's CSC
     holds, would be 1.6x faster again, at 4 bytes more a posting)."""
-    _score_entries(index, w, target, deltas, scatter, np.int64(index.bm_offsets[t]), np.int64(index.bm_offsets[t + 1]),
+    _score_entries(index, t, w, target, deltas, scatter, np.int64(0), np.int64(index.bm_offsets[t * index.segments]),
                    np.int64(index.offsets[t]), NO_BLOCK_LIMIT)
 
 
@@ -233,25 +241,32 @@ NO_BLOCK_LIMIT = np.int64(2**62)
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _score_entries(index, w, target, deltas, scatter, e, e_end, p, block_limit):
-    """The postings of entries e, e + 1, ... < e_end of one term (p: the first one's index) whose block is below
-    block_limit into `target`, as _score_term; returns (e, p) of the first entry left (a slice's cursor)."""
-    bm_blocks, bm_counts = index.bm_blocks, index.bm_counts
+def _score_entries(index, t, w, target, deltas, scatter, h, e, p, block_limit):
+    """The postings of term t from entry e of segment h on (p: its first posting) whose block is below
+    block_limit into `target`, as _score_term; returns (h, e, p) of the first entry left (a slice's cursor)."""
+    bm_offsets, bm_blocks, bm_counts, segments = index.bm_offsets, index.bm_blocks, index.bm_counts, index.segments
     slots, impacts, block_size = index.slots, index.impacts, np.int64(index.block_size)
     start = p
     first = np.int64(0)  # block base the running sum stands at, carried from run to run
     previous = np.int64(0)
-    while e < e_end and np.int64(bm_blocks[e]) < block_limit:
-        if p - start >= SCATTER_RUN:
-            first = scatter(target, deltas, start, p, slots, impacts, w, first)
-            start = p
-        block_first = np.int64(bm_blocks[e]) * block_size
-        deltas[p - start] = block_first - previous
-        previous = block_first
-        p += np.int64(bm_counts[e]) + 1
-        e += 1
+    row = np.int64(t) * segments
+    while h < segments:
+        e_end = bm_offsets[row + h + 1]
+        high = h << SEGMENT_BITS
+        while e < e_end and high + np.int64(bm_blocks[e]) < block_limit:
+            if p - start >= SCATTER_RUN:
+                first = scatter(target, deltas, start, p, slots, impacts, w, first)
+                start = p
+            block_first = (high + np.int64(bm_blocks[e])) * block_size
+            deltas[p - start] = block_first - previous
+            previous = block_first
+            p += np.int64(bm_counts[e]) + 1
+            e += 1
+        if e < e_end:
+            break  # the next entry's block is at block_limit or beyond
+        h += 1
     scatter(target, deltas, start, p, slots, impacts, w, first)
-    return e, p
+    return h, e, p
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -548,21 +563,22 @@ def block_search(index, q_terms, q_weights, k, alpha, scratch, top, out_docs, ou
 def _upper_bounds(index, q_terms, q_weights, scratch):
     """Step 1: scratch.ub[b] = sum of weight x block maximum over the query terms in block b (term at a time
     over the block maxima); the blocks reached go to scratch.touched_blocks. Returns (blocks reached, maxima read)."""
-    bm_offsets, bm_blocks, bm_max = index.bm_offsets, index.bm_blocks, index.bm_max
+    bm_offsets, bm_blocks, bm_max, segments = index.bm_offsets, index.bm_blocks, index.bm_max, index.segments
     ub, touched_blocks = scratch.ub, scratch.touched_blocks
     n_touched = 0
     maxima_read = np.int64(0)
     for i in range(q_terms.shape[0]):
-        t = q_terms[i]
+        row = np.int64(q_terms[i]) * segments
         w = np.int64(q_weights[i])
-        a, b = bm_offsets[t], bm_offsets[t + 1]
-        maxima_read += b - a
-        for e in range(a, b):
-            blk = bm_blocks[e]
-            if ub[blk] == 0:
-                touched_blocks[n_touched] = blk
-                n_touched += 1
-            ub[blk] += w * np.int64(bm_max[e])
+        maxima_read += bm_offsets[row + segments] - bm_offsets[row]
+        for h in range(segments):
+            high = np.int64(h) << SEGMENT_BITS
+            for e in range(bm_offsets[row + h], bm_offsets[row + h + 1]):
+                blk = high + np.int64(bm_blocks[e])
+                if ub[blk] == 0:
+                    touched_blocks[n_touched] = blk
+                    n_touched += 1
+                ub[blk] += w * np.int64(bm_max[e])
     return n_touched, maxima_read
 
 
@@ -602,6 +618,7 @@ def _score_best_blocks(index, q_terms, q_weights, k, alpha, scratch, n_touched, 
     scratch.order (step 4 goes on from there), or -1 when no remaining bound reaches theta (nothing left to do).
     """
     bm_offsets, bm_blocks, bm_counts, bm_anchors = index.bm_offsets, index.bm_blocks, index.bm_counts, index.bm_anchors
+    segments = index.segments
     slots, impacts, doc_order = index.slots, index.impacts, index.doc_order
     block_size, num_docs = np.int64(index.block_size), index.num_docs
     ub, order = scratch.ub, scratch.order
@@ -646,9 +663,11 @@ def _score_best_blocks(index, q_terms, q_weights, k, alpha, scratch, n_touched, 
                     if starts[_bucket(min(reach, max_ub), n_buckets, max_ub) + 1] * 10 >= n_touched * 9:
                         return size, theta, n_scored, postings, j
             n_scored += 1
+            h = blk >> SEGMENT_BITS
+            low = blk - (h << SEGMENT_BITS)
             for i in range(nq):
-                t = q_terms[i]
-                e = _find_entry(bm_blocks, bm_offsets[t], bm_offsets[t + 1], blk)
+                row = np.int64(q_terms[i]) * segments + h
+                e = _find_entry(bm_blocks, bm_offsets[row], bm_offsets[row + 1], low)
                 if e >= 0:
                     w = np.int64(q_weights[i])
                     a0 = _entry_start(bm_anchors, bm_counts, e)
@@ -721,7 +740,7 @@ def _score_candidates(index, q_terms, q_weights, k, scratch, stop_at, n_cand, to
     """Step 4 when few blocks are candidates (order[stop_at : stop_at + n_cand]): flag them, walk every query
     term's entries and score those in flagged blocks, then drain the candidates. Returns (size, theta, postings)."""
     bm_offsets, bm_blocks, offsets, bm_counts = index.bm_offsets, index.bm_blocks, index.offsets, index.bm_counts
-    slots, impacts, doc_order = index.slots, index.impacts, index.doc_order
+    slots, impacts, doc_order, segments = index.slots, index.impacts, index.doc_order, index.segments
     block_size, num_docs = np.int64(index.block_size), index.num_docs
     acc, flag, order = scratch.acc, scratch.flag, scratch.order
     base = np.int64(num_docs + 1)
@@ -732,15 +751,18 @@ def _score_candidates(index, q_terms, q_weights, k, scratch, stop_at, n_cand, to
         t = q_terms[i]
         w = np.int64(q_weights[i])
         a1 = np.int64(offsets[t])
-        for e in range(bm_offsets[t], bm_offsets[t + 1]):
-            a0 = a1
-            a1 = a0 + np.int64(bm_counts[e]) + 1
-            blk = np.int64(bm_blocks[e])
-            if flag[blk] == CANDIDATE:
-                postings += a1 - a0
-                first = blk * block_size
-                for p in range(a0, a1):  # no branch per posting: the scan below finds the documents
-                    acc[first + slots[p]] += w * impacts[p]
+        row = np.int64(t) * segments
+        for h in range(segments):
+            high = np.int64(h) << SEGMENT_BITS
+            for e in range(bm_offsets[row + h], bm_offsets[row + h + 1]):
+                a0 = a1
+                a1 = a0 + np.int64(bm_counts[e]) + 1
+                blk = high + np.int64(bm_blocks[e])
+                if flag[blk] == CANDIDATE:
+                    postings += a1 - a0
+                    first = blk * block_size
+                    for p in range(a0, a1):  # no branch per posting: the scan below finds the documents
+                        acc[first + slots[p]] += w * impacts[p]
     for j in range(stop_at, stop_at + n_cand):
         size, theta = _drain_block(acc, np.int64(order[j]) * block_size, block_size, doc_order, num_docs, base, k,
                                    top, size, theta)

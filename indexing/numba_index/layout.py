@@ -12,7 +12,7 @@ import numba as nb
 import numpy as np
 import scipy.sparse as sp
 
-from indexing.numba_index.kernels import ANCHOR_SHIFT
+from indexing.numba_index.kernels import ANCHOR_SHIFT, SEGMENT_BITS
 
 REORDERINGS = ("top-terms", "none")
 
@@ -96,9 +96,23 @@ def check_block_size(block_size: int) -> None:
         raise ValueError(f"block size must be between 1 and 256 (slots are stored in one byte), got {block_size}")
 
 
-def block_dtype(num_docs: int, block_size: int):
-    """bm_blocks' dtype: two bytes while the block numbers fit."""
-    return np.uint16 if max(1, (num_docs + block_size - 1) // block_size) <= 2**16 else np.int32
+# bm_blocks holds the low SEGMENT_BITS bits of each entry's block number (uint16); the high part is the entry's
+# "segment": the entries of term t in segment h (blocks [h << 16, (h + 1) << 16)) are
+# [bm_offsets[t * segments + h], bm_offsets[t * segments + h + 1]). WHY: past 65,536 blocks (2.1M documents in
+# blocks of 32) an int32 block number made bm_blocks 43 % of the index at 8.84M (2.8 of 6.4 GiB) and the index
+# 2.4x PISA's size; with segments it stays two bytes an entry, and bm_offsets grows by a few hundred KiB.
+SEGMENT_MASK = (1 << SEGMENT_BITS) - 1
+
+
+def block_segments(num_docs: int, block_size: int) -> int:
+    """How many segments of 2**SEGMENT_BITS blocks the index's blocks span (1 up to 65,536 blocks)."""
+    n_blocks = max(1, (num_docs + block_size - 1) // block_size)
+    return (n_blocks + SEGMENT_MASK) >> SEGMENT_BITS
+
+
+def term_entry_starts(bm_offsets: np.ndarray, segments: int) -> np.ndarray:
+    """Where each term's entries start (its first segment's start), a copy: the fill pointers of the builders."""
+    return np.array(bm_offsets[:-1:segments], dtype=np.int64)
 
 
 def anchor_dtype(num_postings: int):
@@ -111,32 +125,34 @@ def block_layout(matrix: sp.csr_matrix, order: np.ndarray, block_size: int, impa
     check_block_size(block_size)
     num_docs, vocab_size = matrix.shape
     indptr, indices = matrix.indptr.astype(np.int64), matrix.indices.astype(np.int32)
+    segments = block_segments(num_docs, block_size)
     df = np.zeros(vocab_size, dtype=np.int64)
-    entries = np.zeros(vocab_size, dtype=np.int64)
-    _count(indptr, indices, order, block_size, df, entries)
+    entries = np.zeros(vocab_size * segments, dtype=np.int64)
+    _count(indptr, indices, order, block_size, segments, df, entries)
     offsets = np.zeros(vocab_size + 1, dtype=np.int64)
     np.cumsum(df, out=offsets[1:])
-    bm_offsets = np.zeros(vocab_size + 1, dtype=np.int64)
+    bm_offsets = np.zeros(vocab_size * segments + 1, dtype=np.int64)
     np.cumsum(entries, out=bm_offsets[1:])
     num_postings, num_entries = int(offsets[-1]), int(bm_offsets[-1])
     arrays = {
         "offsets": offsets,
         "bm_offsets": bm_offsets,
-        "bm_blocks": np.empty(num_entries, dtype=block_dtype(num_docs, block_size)),
+        "bm_blocks": np.empty(num_entries, dtype=np.uint16),
         "bm_max": np.zeros(num_entries, dtype=impact_dtype),
         "slots": np.empty(num_postings, dtype=np.uint8),
         "impacts": np.empty(num_postings, dtype=impact_dtype),
     }
     starts = np.empty(num_entries + 1, dtype=np.int64)  # posting start of each entry, kept only every 32nd
-    _fill(indptr, indices, matrix.data, order, block_size, offsets, bm_offsets, arrays["bm_blocks"], arrays["bm_max"],
-          starts, arrays["slots"], arrays["impacts"])
+    _fill(indptr, indices, matrix.data, order, block_size, offsets, term_entry_starts(bm_offsets, segments),
+          arrays["bm_blocks"], arrays["bm_max"], starts, arrays["slots"], arrays["impacts"])
     arrays["bm_counts"] = (np.diff(starts) - 1).astype(np.uint8)  # 1..block_size postings, stored minus one
     arrays["bm_anchors"] = starts[:: 1 << ANCHOR_SHIFT].astype(anchor_dtype(num_postings))
     return arrays
 
 
 @nb.njit(cache=True)
-def _count(indptr, indices, order, block_size, df, entries):
+def _count(indptr, indices, order, block_size, segments, df, entries):
+    """Postings per term (df) and entries per (term, segment) (entries[t * segments + h])."""
     seen = np.full(df.shape[0], -1, dtype=np.int64)
     for slot in range(order.shape[0]):
         d = order[slot]
@@ -146,15 +162,16 @@ def _count(indptr, indices, order, block_size, df, entries):
             df[t] += 1
             if seen[t] != blk:
                 seen[t] = blk
-                entries[t] += 1
+                entries[t * segments + (blk >> SEGMENT_BITS)] += 1
 
 
 @nb.njit(cache=True)
-def _fill(indptr, indices, data, order, block_size, offsets, bm_offsets, bm_blocks, bm_max, bm_starts, out_slots,
+def _fill(indptr, indices, data, order, block_size, offsets, entry_fill, bm_blocks, bm_max, bm_starts, out_slots,
           out_impacts):
+    """entry_fill: term_entry_starts (advanced here). A term's entries, in ascending blocks, fill its segments
+    in order, so one fill pointer a term serves all its segments."""
     vocab = offsets.shape[0] - 1
     post_fill = offsets[:-1].copy()
-    entry_fill = bm_offsets[:-1].copy()
     last_block = np.full(vocab, -1, dtype=np.int64)
     for slot in range(order.shape[0]):
         d = order[slot]
@@ -166,7 +183,7 @@ def _fill(indptr, indices, data, order, block_size, offsets, bm_offsets, bm_bloc
                 last_block[t] = blk
                 e = entry_fill[t]
                 entry_fill[t] += 1
-                bm_blocks[e] = blk
+                bm_blocks[e] = blk & SEGMENT_MASK
                 bm_starts[e] = post_fill[t]
             e = entry_fill[t] - 1
             if v > bm_max[e]:
@@ -271,7 +288,7 @@ def slot_walk(rows: np.ndarray, first_slot: int) -> tuple[np.ndarray, np.ndarray
 
 
 @nb.njit(cache=True)
-def count_entries(first_slot, row_of_slot, row_start, rows, terms, block_size, last_block, entries):
+def count_entries(first_slot, row_of_slot, row_start, rows, terms, block_size, segments, last_block, entries):
     """_count's entry count over one bucket (df is known already); last_block carries over between buckets."""
     for j in range(row_of_slot.shape[0]):
         r = row_of_slot[j]
@@ -280,7 +297,7 @@ def count_entries(first_slot, row_of_slot, row_start, rows, terms, block_size, l
             t = terms[p]
             if last_block[t] != blk:
                 last_block[t] = blk
-                entries[t] += 1
+                entries[t * segments + (blk >> SEGMENT_BITS)] += 1
 
 
 def fill_key_dtype(bucket_slots: int, impact_bits: int):
@@ -327,7 +344,7 @@ def _emit_bucket(first_slot, start, buf, shift, block_size, post_fill, entry_fil
             if last != blk:
                 last = blk
                 e += 1
-                bm_blocks[e] = blk
+                bm_blocks[e] = blk & SEGMENT_MASK
                 bm_max[e] = v
                 bm_counts[e] = 0
                 if (e & ((1 << ANCHOR_SHIFT) - 1)) == 0:

@@ -83,6 +83,23 @@ def test_16_bits_in_one_large_bucket_equals_in_memory_build(tmp_path):
     assert_same_folder(tmp_path / "streamed", tmp_path / "reference")
 
 
+def test_past_65536_blocks_equals_in_memory_build(tmp_path):
+    """140,000 one-slot blocks: three segments of 65,536 blocks (layout.block_segments), bm_blocks still uint16,
+    each term's entries split by segment in bm_offsets; the streaming build, over many buckets, writes the same
+    bytes as the in-memory one."""
+    rng = np.random.default_rng(5)
+    matrix = sp.random(140_000, 30, density=0.05, random_state=rng, format="csr", dtype=np.float32) * 5
+    encoded = write_encoded(tmp_path / "encoded", [f"d{i}" for i in range(140_000)], matrix,
+                            [f"w{i}" for i in range(30)], SYNTHETIC, shard_size=50_000)
+    build_index(encoded, tmp_path / "streamed", progress=False, block_size=1, bucket_bytes=200_000)
+    reference_index(encoded, tmp_path / "reference", block_size=1)
+    assert_same_folder(tmp_path / "streamed", tmp_path / "reference")
+    manifest = json.loads((tmp_path / "streamed" / "manifest.json").read_text())
+    assert manifest["block_segments"] == 3 == layout.block_segments(140_000, 1)
+    assert np.load(tmp_path / "streamed" / "bm_blocks.npy").dtype == np.uint16
+    assert np.load(tmp_path / "streamed" / "bm_offsets.npy").shape == (30 * 3 + 1,)
+
+
 def test_one_bucket_equals_many(synthetic_encoded, tmp_path):
     build_index(synthetic_encoded, tmp_path / "one", progress=False)
     build_index(synthetic_encoded, tmp_path / "many", progress=False, bucket_bytes=5_000)

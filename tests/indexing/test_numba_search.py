@@ -174,6 +174,43 @@ def test_exhaustive_marked_and_full_drains_equal_brute_force(random_indexes, k, 
     assert_same(again, expected[::-1])
 
 
+def test_index_past_65536_blocks_equals_brute_force(tmp_path):
+    """Blocks past 65,536 are kept in segments (bm_blocks uint16, the high part in bm_offsets): pruned (one query
+    and batches), exhaustive whole and in accumulator slices, k=10 and k=1000, exact against brute force; approximate
+    search returns the documents' true scores."""
+    from indexing.numba_index import kernels
+
+    rng = np.random.default_rng(8)
+    docs = sp.random(150_000, 50, density=0.04, random_state=rng, format="csr", dtype=np.float32)
+    docs.data = rng.integers(1, 8, docs.nnz).astype(np.float32)
+    queries = sp.random(12, 50, density=0.12, random_state=rng, format="csr", dtype=np.float32)
+    queries.data = rng.integers(1, 4, queries.nnz).astype(np.float32)
+    index = build_index_from_matrix(docs, [f"d{i}" for i in range(docs.shape[0])], tmp_path / "index", None,
+                                    {"model": "random"}, scale=1.0, block_size=2, progress=False)
+    assert index.block_segments == 2 and index.bm_blocks.dtype == np.uint16
+    arrays = index._kernel_arrays()
+    for k in (10, 1000):
+        expected = top_k(queries, docs, k)
+        assert_same(index.search_arrays(queries, k, quantized=True, threads=2, method="pruned"), expected)
+        assert_same(index.search_arrays(queries, k, quantized=True, threads=1, method="exhaustive"), expected)
+        acc = kernels.new_scratch(1, index.num_docs, index.block_size, np.int64).acc[0]
+        top = np.empty(2 * k + 16, dtype=np.int64)
+        found = (np.zeros((queries.shape[0], k), np.int32), np.zeros((queries.shape[0], k), np.int64),
+                 np.zeros(queries.shape[0], np.int64))
+        for i in range(queries.shape[0]):
+            row = queries[i]
+            size, _ = kernels._score_and_drain_by_slice(arrays, row.indices.astype(np.int32), row.data.astype(np.int64),
+                                                        acc, np.int64(index.num_docs + 1), k, top, 3 * 2**14 + 6)
+            found[2][i] = kernels._write_top(top, size, k, np.int64(index.num_docs + 1), arrays.num_docs,
+                                             found[0][i], found[1][i])
+        assert_same(found, expected)
+        assert not acc.any()
+    found_docs, found_scores, counts = index.search_arrays(queries, 10, quantized=True, method="pruned", alpha=0.5)
+    scores = (docs @ queries.T).toarray()
+    for i in range(queries.shape[0]):  # approximate: true scores of real documents, each block found whole
+        assert counts[i] == 10
+        np.testing.assert_array_equal(found_scores[i], scores[found_docs[i], i])
+
 @pytest.mark.parametrize("k", [1, 10, 1000])
 def test_exhaustive_search_in_accumulator_slices_equals_brute_force(random_indexes, k):
     """Beyond the last-level cache the full drain scores and drains the accumulator a slice at a time, each
