@@ -230,9 +230,14 @@ class ImpactIndex(QuantizedIndex):
     def auto_exhaustive_k(self) -> int:
         """The smallest k that method "auto" searches exhaustively (see AUTO_K_AT_100K, AUTO_K_BEYOND_CACHE)."""
         cut = AUTO_K_AT_100K * (self.num_docs / 100_000) ** AUTO_K_EXPONENT
-        if self.num_docs * np.dtype(np.int32).itemsize > last_level_cache_bytes():
+        if not self._accumulator_fits_cache():
             cut *= AUTO_K_BEYOND_CACHE
         return max(1, round(cut))
+
+    def _accumulator_fits_cache(self, acc_dtype=np.int32) -> bool:
+        """Whether one accumulator of the index (one slot a document) fits the last-level cache: the rule behind
+        "auto" (int32, its measured crossovers) and the accumulator slices (the dtype searched with)."""
+        return self.num_docs * np.dtype(acc_dtype).itemsize <= last_level_cache_bytes()
 
     def search(self, queries: sp.csr_matrix, k: int = 1000, quantized: bool = False, alpha: float = 1.0,
                method: str = "auto", threads: int | None = None) -> list[list[tuple[str, float]]]:
@@ -308,8 +313,8 @@ class ImpactIndex(QuantizedIndex):
             scratch = self._scratch[(chunks, acc_dtype)] = kernels.new_scratch(chunks, self.num_docs, self.block_size,
                                                                                acc_dtype)
         run = kernels.search_serial if chunks == 1 else kernels.search_batch
-        in_cache = self.num_docs * np.dtype(acc_dtype).itemsize <= last_level_cache_bytes()
-        slice_slots = 0 if in_cache else kernels.SLICE_SLOTS  # beyond the cache, a slice at a time (measured)
+        # beyond the cache, a slice at a time (measured: kernels.SLICE_SLOTS)
+        slice_slots = 0 if self._accumulator_fits_cache(acc_dtype) else kernels.SLICE_SLOTS
         run(self._kernel_arrays(), batch, k, float(alpha), self._exhaustive_band(requested, method, alpha), slice_slots,
             scratch, results, chunk_stats)
         if stats is not None:
@@ -321,7 +326,7 @@ class ImpactIndex(QuantizedIndex):
         "exhaustive", none for a forced "pruned"; for "auto" below its cut those in AUTO_POSTINGS_BAND while the
         accumulator fits the last-level cache (none beyond it), from its cut all within the cache and those from
         AUTO_BEYOND_CACHE_MIN_POSTINGS per document beyond it."""
-        fits = self.num_docs * np.dtype(np.int32).itemsize <= last_level_cache_bytes()
+        fits = self._accumulator_fits_cache()
         if method == "exhaustive":
             if requested == "auto" and not fits:
                 return int(self.num_docs * AUTO_BEYOND_CACHE_MIN_POSTINGS), 2**62

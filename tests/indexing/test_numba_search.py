@@ -174,12 +174,29 @@ def test_exhaustive_marked_and_full_drains_equal_brute_force(random_indexes, k, 
     assert_same(again, expected[::-1])
 
 
+def search_in_slices(arrays, queries, k, slice_slots, acc_dtype):
+    """kernels._score_and_drain_by_slice on each query row, as search_arrays' (docs, scores, counts); asserts that
+    the accumulator is left clear after every query."""
+    from indexing.numba_index import kernels
+
+    acc = kernels.new_scratch(1, arrays.num_docs, arrays.block_size, acc_dtype).acc[0]
+    base = np.int64(arrays.num_docs + 1)
+    top = np.empty(2 * k + 16, dtype=np.int64)
+    n = queries.shape[0]
+    found_docs, found_scores, counts = np.zeros((n, k), np.int32), np.zeros((n, k), np.int64), np.zeros(n, np.int64)
+    for i in range(n):
+        row = queries[i]
+        size, _ = kernels._score_and_drain_by_slice(arrays, row.indices.astype(np.int32), row.data.astype(np.int64),
+                                                    acc, base, k, top, slice_slots)
+        counts[i] = kernels._write_top(top, size, k, base, arrays.num_docs, found_docs[i], found_scores[i])
+        assert not acc.any(), f"slices of {slice_slots}: accumulator left dirty by query {i}"
+    return found_docs, found_scores, counts
+
+
 def test_index_past_65536_blocks_equals_brute_force(tmp_path):
     """Blocks past 65,536 are kept in segments (bm_blocks uint16, the high part in bm_offsets): pruned (one query
     and batches), exhaustive whole and in accumulator slices, k=10 and k=1000, exact against brute force; approximate
     search returns the documents' true scores."""
-    from indexing.numba_index import kernels
-
     rng = np.random.default_rng(8)
     docs = sp.random(150_000, 50, density=0.04, random_state=rng, format="csr", dtype=np.float32)
     docs.data = rng.integers(1, 8, docs.nnz).astype(np.float32)
@@ -193,23 +210,13 @@ def test_index_past_65536_blocks_equals_brute_force(tmp_path):
         expected = top_k(queries, docs, k)
         assert_same(index.search_arrays(queries, k, quantized=True, threads=2, method="pruned"), expected)
         assert_same(index.search_arrays(queries, k, quantized=True, threads=1, method="exhaustive"), expected)
-        acc = kernels.new_scratch(1, index.num_docs, index.block_size, np.int64).acc[0]
-        top = np.empty(2 * k + 16, dtype=np.int64)
-        found = (np.zeros((queries.shape[0], k), np.int32), np.zeros((queries.shape[0], k), np.int64),
-                 np.zeros(queries.shape[0], np.int64))
-        for i in range(queries.shape[0]):
-            row = queries[i]
-            size, _ = kernels._score_and_drain_by_slice(arrays, row.indices.astype(np.int32), row.data.astype(np.int64),
-                                                        acc, np.int64(index.num_docs + 1), k, top, 3 * 2**14 + 6)
-            found[2][i] = kernels._write_top(top, size, k, np.int64(index.num_docs + 1), arrays.num_docs,
-                                             found[0][i], found[1][i])
-        assert_same(found, expected)
-        assert not acc.any()
+        assert_same(search_in_slices(arrays, queries, k, 3 * 2**14 + 6, np.int64), expected)
     found_docs, found_scores, counts = index.search_arrays(queries, 10, quantized=True, method="pruned", alpha=0.5)
     scores = (docs @ queries.T).toarray()
     for i in range(queries.shape[0]):  # approximate: true scores of real documents, each block found whole
         assert counts[i] == 10
         np.testing.assert_array_equal(found_scores[i], scores[found_docs[i], i])
+
 
 @pytest.mark.parametrize("k", [1, 10, 1000])
 def test_exhaustive_search_in_accumulator_slices_equals_brute_force(random_indexes, k):
@@ -217,25 +224,11 @@ def test_exhaustive_search_in_accumulator_slices_equals_brute_force(random_index
     term's cursor carried across slices: the exact top k for slices of one block, of a few blocks (a size that
     is not a multiple of the block size is cut down to one), and larger than the whole accumulator; the
     accumulator is left clear."""
-    from indexing.numba_index import kernels
-
     docs, queries, indexes = random_indexes
     index = indexes["top-terms"]
-    arrays = index._kernel_arrays()
     expected = top_k(queries, docs, k)
-    acc = kernels.new_scratch(1, index.num_docs, index.block_size, np.int32).acc[0]
-    base = np.int64(index.num_docs + 1)
-    top = np.empty(2 * k + 16, dtype=np.int64)
     for slice_slots in (index.block_size, 3 * index.block_size + 5, 2**20):
-        found_docs, found_scores = np.zeros((queries.shape[0], k), np.int32), np.zeros((queries.shape[0], k), np.int64)
-        counts = np.zeros(queries.shape[0], np.int64)
-        for i in range(queries.shape[0]):
-            row = queries[i]
-            size, _ = kernels._score_and_drain_by_slice(arrays, row.indices.astype(np.int32),
-                                                        row.data.astype(np.int64), acc, base, k, top, slice_slots)
-            counts[i] = kernels._write_top(top, size, k, base, arrays.num_docs, found_docs[i], found_scores[i])
-            assert not acc.any(), f"slices of {slice_slots}: accumulator left dirty by query {i}"
-        assert_same((found_docs, found_scores, counts), expected)
+        assert_same(search_in_slices(index._kernel_arrays(), queries, k, slice_slots, np.int32), expected)
 
 
 def test_index_beyond_the_cache_searches_exhaustively_in_slices(random_indexes, monkeypatch):
