@@ -224,10 +224,11 @@ def search(docs: int, methods=("pruned", "exhaustive", "auto"), mmap: bool = Fal
     return out
 
 
-def crossover(docs: int, per_set: int = 60, seed: int = 0) -> dict:
+def crossover(docs: int, per_set: int = 60, seed: int = 0, ks=(10, 1000)) -> dict:
     """Pruned against exhaustive search, query by query and paired (best of 3, one thread), by the query's postings
-    per document: the measurement behind AUTO_POSTINGS_BAND in indexing/numba_index/index.py. Light and dev
-    queries as they are, heavy ones cut to a random prefix of their terms (the ratios in between)."""
+    per document, at each k of `ks`: the measurement behind AUTO_POSTINGS_BAND and the k cut of "auto" in
+    indexing/numba_index/index.py. Light and dev queries as they are, heavy ones cut to a random prefix of their
+    terms (the ratios in between)."""
     from indexing.numba_index import kernels
 
     index = _Built(index_dir(docs), "auto", False).index
@@ -242,7 +243,7 @@ def crossover(docs: int, per_set: int = 60, seed: int = 0) -> dict:
                 keep = int(rng.integers(2, max(3, one.nnz)))
                 one = sp.csr_matrix((one.data[:keep], one.indices[:keep], [0, keep]), shape=one.shape)
             row = {"set": name, "postings_per_doc": kernels._postings_of(arrays, one.indices.astype(np.int32)) / docs}
-            for k in (10, 1000):
+            for k in ks:
                 for method in ("pruned", "exhaustive"):
                     times = []
                     for _ in range(4):  # the first warms up
@@ -252,18 +253,19 @@ def crossover(docs: int, per_set: int = 60, seed: int = 0) -> dict:
                     row[f"{method}_{k}_ms"] = min(times[1:]) * 1000
             rows.append(row)
     edges = (0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 100)
-    lines = ["| postings / documents | queries | k=10 pruned ms | k=10 exhaustive ms | exhaustive / pruned, k=10 | "
-             "k=1000 |", "|---|---|---|---|---|---|"]
+    lines = [f"| postings / documents | queries | k={ks[0]} pruned ms | k={ks[0]} exhaustive ms | "
+             + " | ".join(f"exhaustive / pruned, k={k}" for k in ks) + " |", "|---|---|---|---|" + "---|" * len(ks)]
     for lo, hi in zip(edges, edges[1:]):
         group = [r for r in rows if lo <= r["postings_per_doc"] < hi]
         if group:
-            pruned, exhaustive = (float(np.median([r[f"{m}_10_ms"] for r in group])) for m in ("pruned", "exhaustive"))
-            ratio = [float(np.median([r[f"exhaustive_{k}_ms"] / r[f"pruned_{k}_ms"] for r in group]))
-                     for k in (10, 1000)]
-            lines.append(f"| [{lo:g}, {hi:g}) | {len(group)} | {pruned:.2f} | {exhaustive:.2f} | {ratio[0]:.2f} | "
-                         f"{ratio[1]:.2f} |")
-    out = {"docs": docs, "rows": rows, "table": "\n".join(lines)}
-    write_json(RESULTS / f"crossover-{docs}.json", out)
+            pruned, exhaustive = (float(np.median([r[f"{m}_{ks[0]}_ms"] for r in group]))
+                                  for m in ("pruned", "exhaustive"))
+            ratio = [float(np.median([r[f"exhaustive_{k}_ms"] / r[f"pruned_{k}_ms"] for r in group])) for k in ks]
+            lines.append(f"| [{lo:g}, {hi:g}) | {len(group)} | {pruned:.2f} | {exhaustive:.2f} | "
+                         + " | ".join(f"{x:.2f}" for x in ratio) + " |")
+    out = {"docs": docs, "ks": list(ks), "rows": rows, "table": "\n".join(lines)}
+    suffix = "" if tuple(ks) == (10, 1000) else "-k" + "-".join(str(k) for k in ks)
+    write_json(RESULTS / f"crossover-{docs}{suffix}.json", out)
     print(out["table"])
     return out
 
@@ -646,6 +648,7 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", default="pruned,exhaustive,auto", help="search methods of the search step")
     parser.add_argument("--timing-queries", type=int, default=200, help="queries timed one by one per set and k")
     parser.add_argument("--mmap", action="store_true", help="search the index memory-mapped")
+    parser.add_argument("--ks", default="10,1000", help="the k values of the crossover step")
     parser.add_argument("--slice-sizes", default="16384,65536,262144,1048576",
                         help="accumulator slices (slots) of the slices step, against the whole accumulator")
     args = parser.parse_args(argv)
@@ -664,7 +667,7 @@ def main(argv=None) -> int:
     elif args.step == "table":
         table()
     elif args.step == "crossover":
-        crossover(args.docs)
+        crossover(args.docs, ks=tuple(int(k) for k in args.ks.split(",")))
     elif args.step == "slices":
         slices(args.docs, sizes=(0, *(int(x) for x in args.slice_sizes.split(","))))
     elif args.step == "peers":

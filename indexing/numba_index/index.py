@@ -20,7 +20,7 @@ Folder layout:
 
 Search is exact either way: block-max pruning ("pruned") or every posting ("exhaustive"); "auto", the default,
 picks the one measured faster for the k asked and the collection's size (`ImpactIndex.auto_exhaustive_k`), then
-by each query's postings (AUTO_POSTINGS_BAND below that k, AUTO_BEYOND_CACHE_MIN_POSTINGS from it).
+below that k by each query's postings (AUTO_POSTINGS_BAND).
 `alpha` < 1 makes pruned search approximate.
 """
 from __future__ import annotations
@@ -48,7 +48,7 @@ from indexing.numba_index import kernels, layout
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ARRAYS", "AUTO_BEYOND_CACHE_MIN_POSTINGS", "AUTO_K_AT_100K", "AUTO_K_EXPONENT", "AUTO_POSTINGS_BAND",
+__all__ = ["ARRAYS", "AUTO_K_AT_100K", "AUTO_K_EXPONENT", "AUTO_POSTINGS_BAND",
            "DEFAULT_BLOCK_SIZE", "FORMAT", "FORMAT_VERSION", "METHODS", "ImpactIndex"]
 
 FORMAT = "splade-impact-index"
@@ -85,14 +85,12 @@ AUTO_K_BEYOND_CACHE = 1.5
 # branch-free exhaustive pass took 0.75-0.97x the pruned time below 0.2 postings per document (the MS MARCO dev
 # queries have 0.04 on average) and 1.8-3.3x above.
 AUTO_POSTINGS_BAND = (0.0, 0.2)
-# From its cut, "auto" beyond the last-level cache scores every posting only of the queries with at least
-# AUTO_BEYOND_CACHE_MIN_POSTINGS postings per document, and prunes the others. WHY: measured at 8.84M documents
-# (AMD EPYC, 32 MiB L3, `python -m benchmarks.scale crossover --docs 8841823`, query by query, best of 3), k=1000:
-# exhaustive took 1.10-2.22x the pruned time below 0.2 postings per document (the MS MARCO dev queries: dev k=1000
-# pruned 10.0 against exhaustive 12.9 ms in `make bench-scale`), 1.41-1.73x in [0.2, 0.5), 0.84-0.92x from 0.5 on;
-# again after exhaustive search beyond the cache went by accumulator slices (kernels.SLICE_SLOTS): 1.03-1.43x below
-# 0.2, 1.23-1.69x in [0.2, 0.5), 0.57-0.68x from 0.5 on, so the cut stays.
-AUTO_BEYOND_CACHE_MIN_POSTINGS = 0.5
+# From its cut "auto" scores every posting of every query, beyond the last-level cache too. Measured at 8.84M
+# documents (AMD EPYC, 32 MiB L3, `python -m benchmarks.scale crossover --docs 8841823`, query by query, best of 3),
+# k=1000, exhaustive against pruned time: with the kernels of before the unsigned indices (kernels.py) 1.03-1.43x
+# below 0.2 postings per document, 1.23-1.69x in [0.2, 0.5) and 0.57-0.68x from 0.5 on, so only queries from 0.5
+# postings per document were searched exhaustively there; with them 0.74-0.83x below 0.2 (the MS MARCO dev queries
+# among them), 0.76-1.05x in [0.2, 0.5) and 0.52-0.57x from 0.5 on: exhaustive for all.
 _DEFAULT_CACHE_BYTES = 32 * 2**20  # where the kernel does not say (an L3 of today's server CPUs)
 _DOC_ID_BYTES = 80  # memory of one external id in a Python list (object, pointer, a short string), for check_memory
 
@@ -322,16 +320,12 @@ class ImpactIndex(QuantizedIndex):
         return results
 
     def _exhaustive_band(self, requested: str, method: str, alpha: float) -> tuple[int, int]:
-        """Postings (lo, hi) of the queries kernels.search_batch searches exhaustively: all for a forced
-        "exhaustive", none for a forced "pruned"; for "auto" below its cut those in AUTO_POSTINGS_BAND while the
-        accumulator fits the last-level cache (none beyond it), from its cut all within the cache and those from
-        AUTO_BEYOND_CACHE_MIN_POSTINGS per document beyond it."""
-        fits = self._accumulator_fits_cache()
+        """Postings (lo, hi) of the queries kernels.search_batch searches exhaustively: all for "exhaustive" (forced,
+        or "auto" from its cut), none for a forced "pruned"; for "auto" below its cut those in AUTO_POSTINGS_BAND
+        while the accumulator fits the last-level cache (none beyond it)."""
         if method == "exhaustive":
-            if requested == "auto" and not fits:
-                return int(self.num_docs * AUTO_BEYOND_CACHE_MIN_POSTINGS), 2**62
             return 0, 2**62
-        if requested != "auto" or alpha != 1.0 or not fits:
+        if requested != "auto" or alpha != 1.0 or not self._accumulator_fits_cache():
             return 0, 0
         return int(self.num_docs * AUTO_POSTINGS_BAND[0]), int(self.num_docs * AUTO_POSTINGS_BAND[1])
 

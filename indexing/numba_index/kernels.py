@@ -30,6 +30,13 @@ whose overlap with the exact one can only grow with alpha.
 Arguments travel as NamedTuples (numba compiles their fields as plain values, no cost): `IndexArrays` (the
 loaded index), `Queries` (quantised CSR rows), `Scratch` (reusable buffers), `Results` (the output rows).
 
+WHY the hot loops index with np.uint64(...) or over a view from 0: numba wraps a negative signed index Python's
+way (a compare and a select at every access) unless it can prove the index is not negative, and that also keeps
+LLVM from turning a loop into vector instructions. Unsigned indices, and a view walked by range(len), remove
+both: at 1M synthetic documents, one query at a time, scoring every posting went 1.8x faster (light, heavy and
+dev queries) and the full drain of a million slots at k=1000 2.7-3.5x (1.65 -> 0.5-0.6 ms, see
+_drain_block), the same results bit for bit.
+
 # HIGH LEVEL FUNCTIONS: `search_batch`, `search_serial` (called by indexing/numba_index/index.py), `new_scratch`.
 # LOW LEVEL FUNCTIONS: the steps and the top-k buffer below them.
 """
@@ -156,12 +163,13 @@ def _postings_of(index, q_terms):
 # The slice of the accumulator exhaustive_search's full drain scores and drains at a time when the accumulator is
 # larger than the last-level cache (ImpactIndex decides; `slice_slots` of search_batch). Measured with
 # `python -m benchmarks.scale slices` (60 queries a set, k=1000, one thread, paired, the same top k), median speed-up
-# over the whole accumulator: at 8.84M documents (a 34 MiB int32 accumulator, a 32 MiB L3) light / heavy queries
-# 1.44x / 1.60x in slices of 16,384 slots, 1.52x / 1.67x of 65,536, 1.50x / 1.65x of 131,072, 1.48x / 1.62x of
-# 262,144, 1.46x / 1.56x of 1,048,576, 1.24x / 1.25x of 4,194,304; at 1M (4 MiB, inside the L3) 0.91-0.99x, so
-# the whole accumulator stays there. The real MS MARCO dev queries (0.04 postings per document) take the marked
-# drain instead, whatever the size.
-SLICE_SLOTS = 2**16
+# over the whole accumulator at 8.84M documents (a 34 MiB int32 accumulator, a 32 MiB L3), light / heavy queries,
+# with the kernels of the unsigned indices: 1.52x / 1.59x in slices of 16,384 slots, 1.62x / 1.70x of 65,536,
+# 1.63x / 1.69x of 262,144 (1 MiB, an L2), 1.65x / 1.70x of 1,048,576: the same from 65,536 on (before those
+# kernels 65,536 was the best, 1.52x / 1.67x, and 1,048,576 gave 1.46x / 1.56x). At 1M (4 MiB, inside the L3)
+# 0.91-0.99x, so the whole accumulator stays there. The real MS MARCO dev queries (0.04 postings per document) take
+# the marked drain instead, whatever the size.
+SLICE_SLOTS = 2**18
 
 
 @nb.njit(cache=True, nogil=True)
@@ -231,8 +239,10 @@ def _score_term(index, t, w, target, deltas, scatter):
     each entry's first posting, how far its block's first slot is from the previous entry's (`deltas`, zero
     elsewhere), and the scatter runs over the postings without a branch, its block base a running sum of the
     deltas. Measured at 1M synthetic documents, one query at a time: scoring 1.5-1.6x faster on the light, heavy
-    and dev query sets (`python -m benchmarks.scale search`; a flat array of absolute slots, as scipy's CSC
-    holds, would be 1.6x faster again, at 4 bytes more a posting)."""
+    and dev query sets (`python -m benchmarks.scale search`). A flat array of absolute slots, as scipy's CSC holds,
+    scores 2.0x faster again (light and heavy; both with the unsigned indices of the module docstring), at 4 bytes
+    more a posting: the index would be 3.6x PISA's size. Writing each entry's absolute slots into a run buffer, 8
+    at a time without a branch, instead of the deltas ran 1.6x slower (measured)."""
     _score_entries(index, t, w, target, deltas, scatter, np.int64(0), np.int64(index.bm_offsets[t * index.segments]),
                    np.int64(index.offsets[t]), NO_BLOCK_LIMIT)
 
@@ -253,14 +263,17 @@ def _score_entries(index, t, w, target, deltas, scatter, h, e, p, block_limit):
     while h < segments:
         e_end = bm_offsets[row + h + 1]
         high = h << SEGMENT_BITS
-        while e < e_end and high + np.int64(bm_blocks[e]) < block_limit:
+        while e < e_end:
+            block = high + np.int64(bm_blocks[np.uint64(e)])
+            if block >= block_limit:
+                break
             if p - start >= SCATTER_RUN:
                 first = scatter(target, deltas, start, p, slots, impacts, w, first)
                 start = p
-            block_first = (high + np.int64(bm_blocks[e])) * block_size
-            deltas[p - start] = block_first - previous
+            block_first = block * block_size
+            deltas[np.uint64(p - start)] = block_first - previous
             previous = block_first
-            p += np.int64(bm_counts[e]) + 1
+            p += np.int64(bm_counts[np.uint64(e)]) + 1
             e += 1
         if e < e_end:
             break  # the next entry's block is at block_limit or beyond
@@ -272,10 +285,11 @@ def _score_entries(index, t, w, target, deltas, scatter, h, e, p, block_limit):
 @nb.njit(cache=True, nogil=True, inline="always")
 def _scatter_run(acc, deltas, start, end, slots, impacts, w, first):
     """Postings [start, end) into acc, their block base the running sum of deltas (cleared); returns the base."""
-    for j in range(start, end):
-        first += deltas[j - start]
-        deltas[j - start] = 0
-        acc[first + slots[j]] += w * impacts[j]
+    run_slots, run_impacts = slots[start:end], impacts[start:end]
+    for j in range(end - start):
+        first += deltas[j]
+        deltas[j] = 0
+        acc[np.uint64(first + run_slots[j])] += w * run_impacts[j]
     return first
 
 
@@ -283,12 +297,13 @@ def _scatter_run(acc, deltas, start, end, slots, impacts, w, first):
 def _scatter_run_marking(target, deltas, start, end, slots, impacts, w, first):
     """_scatter_run that also sets the bit of each slot it reaches; target = (acc, marks)."""
     acc, marks = target
-    for j in range(start, end):
-        first += deltas[j - start]
-        deltas[j - start] = 0
-        s = first + slots[j]
-        acc[s] += w * impacts[j]
-        marks[s >> 6] |= np.uint64(1) << np.uint64(s & 63)
+    run_slots, run_impacts = slots[start:end], impacts[start:end]
+    for j in range(end - start):
+        first += deltas[j]
+        deltas[j] = 0
+        s = np.uint64(first + run_slots[j])
+        acc[s] += w * run_impacts[j]
+        marks[s >> np.uint64(6)] |= np.uint64(1) << (s & np.uint64(63))
     return first
 
 
@@ -302,7 +317,7 @@ def _drain_marked(acc, marks, doc_order, num_docs, base, k, top, size, theta):
             continue
         marks[word_index] = 0
         while word != 0:
-            s = (np.int64(word_index) << 6) + np.int64(trailing_zeros(word))
+            s = np.uint64((np.int64(word_index) << 6) + np.int64(trailing_zeros(word)))
             word &= word - np.uint64(1)  # clears the lowest set bit
             score = np.int64(acc[s])
             acc[s] = 0
@@ -348,9 +363,9 @@ def _drain_marked_by_slot(acc, marks, doc_order, num_docs, base, k, top):
         while word != 0:
             s = (np.int64(word_index) << 6) + np.int64(trailing_zeros(word))
             word &= word - np.uint64(1)
-            score = np.int64(acc[s])
-            acc[s] = 0
-            top[size] = (score << slot_bits) | (slot_mask - s)
+            score = np.int64(acc[np.uint64(s)])
+            acc[np.uint64(s)] = 0
+            top[np.uint64(size)] = (score << slot_bits) | (slot_mask - s)
             size += score >= low
             if size == cap:
                 size, theta = _compact_ties(top, size, k, slot_bits)
@@ -398,7 +413,7 @@ def _entry_start(bm_anchors, bm_counts, e):
     a = e >> ANCHOR_SHIFT
     p = np.int64(bm_anchors[a]) + (e - (a << ANCHOR_SHIFT))
     for j in range(a << ANCHOR_SHIFT, e):
-        p += np.int64(bm_counts[j])
+        p += np.int64(bm_counts[np.uint64(j)])
     return p
 
 
@@ -407,18 +422,63 @@ def _drain_block(acc, first, count, doc_order, num_docs, base, k, top, size, the
     """Move the accumulated scores of slots [first, first + count) into the top-k buffer and clear them; returns
     (size, theta).
 
-    WHY one comparison per slot and an unconditional clear: about half the slots of a large query are non-zero,
-    in no order, so "is it zero?" is a branch the CPU mispredicts half the time (that alone cost as much as
-    scoring every posting); "can it enter the top k?" is almost always no once theta is known.
+    WHY by chunks of DRAIN_CHUNK slots, each first tested by its maximum: about half the slots of a large query are
+    non-zero, in no order, so a test per slot ("is it zero?", "can it enter the top k?") is a branch in a scalar
+    loop, while a chunk's maximum is a few vector instructions and the chunk is looked at slot by slot only when
+    that maximum can enter. Over many chunks the k-th largest chunk maximum is a floor under the k-th best score
+    (k slots, one per chunk, reach it), so the slots below it are never offered at all: a theta from the start
+    rather than one that rises through thousands of offers.
     """
     low = max(theta, np.int64(1))
-    for s in range(first, first + count):
-        score = np.int64(acc[s])
-        acc[s] = 0
-        if score >= low:
-            size, theta = _offer(top, size, k, score * base + np.int64(num_docs - doc_order[s]), base, theta)
-            low = max(theta, np.int64(1))
+    end = first + count
+    n_chunks = (count + DRAIN_CHUNK - 1) // DRAIN_CHUNK
+    if n_chunks < DRAIN_FLOOR_CHUNKS * k:
+        for chunk_first in range(first, end, DRAIN_CHUNK):
+            size, theta, low = _drain_chunk(acc[chunk_first : min(chunk_first + DRAIN_CHUNK, end)], chunk_first,
+                                            doc_order, num_docs, base, k, top, size, theta, low)
+        return size, theta
+    maxima = np.empty(n_chunks, dtype=acc.dtype)
+    for c in range(n_chunks):
+        maxima[c] = _chunk_max(acc[first + c * DRAIN_CHUNK : min(first + (c + 1) * DRAIN_CHUNK, end)])
+    low = max(low, np.int64(np.partition(maxima, n_chunks - k)[n_chunks - k]))
+    for c in range(n_chunks):
+        if np.int64(maxima[c]) >= low:
+            chunk_first = first + c * DRAIN_CHUNK
+            size, theta, low = _drain_chunk(acc[chunk_first : min(chunk_first + DRAIN_CHUNK, end)], chunk_first,
+                                            doc_order, num_docs, base, k, top, size, theta, low)
+    acc[first:end] = 0
     return size, theta
+
+
+# Slots _drain_block tests at once by their maximum (vector instructions) before looking at any one of them, and
+# from how many chunks per result (DRAIN_FLOOR_CHUNKS x k) it first takes the k-th largest chunk maximum as a floor.
+DRAIN_CHUNK = 64
+DRAIN_FLOOR_CHUNKS = 4
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _chunk_max(chunk):
+    """The largest value of a non-empty chunk (a loop LLVM turns into vector instructions)."""
+    best = chunk[0]
+    for j in range(1, chunk.shape[0]):
+        best = max(best, chunk[j])
+    return best
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _drain_chunk(chunk, chunk_first, doc_order, num_docs, base, k, top, size, theta, low):
+    """The slots of one chunk (slot chunk_first onwards) scoring at least `low` into the top-k buffer, then the chunk
+    cleared; returns (size, theta, low)."""
+    if np.int64(_chunk_max(chunk)) >= low:
+        for j in range(chunk.shape[0]):
+            score = np.int64(chunk[j])
+            if score >= low:
+                doc = doc_order[np.uint64(chunk_first + j)]
+                size, theta = _offer(top, size, k, score * base + np.int64(num_docs - doc), base, theta)
+                low = max(theta, low)
+    for j in range(chunk.shape[0]):
+        chunk[j] = 0
+    return size, theta, low
 
 
 # The top k is kept in a buffer of 2k + 16 keys rather than a heap: appending is one store, and when the buffer
@@ -574,11 +634,11 @@ def _upper_bounds(index, q_terms, q_weights, scratch):
         for h in range(segments):
             high = np.int64(h) << SEGMENT_BITS
             for e in range(bm_offsets[row + h], bm_offsets[row + h + 1]):
-                blk = high + np.int64(bm_blocks[e])
+                blk = np.uint64(high + np.int64(bm_blocks[np.uint64(e)]))
                 if ub[blk] == 0:
-                    touched_blocks[n_touched] = blk
+                    touched_blocks[np.uint64(n_touched)] = blk
                     n_touched += 1
-                ub[blk] += w * np.int64(bm_max[e])
+                ub[blk] += w * np.int64(bm_max[np.uint64(e)])
     return n_touched, maxima_read
 
 
@@ -673,7 +733,7 @@ def _score_best_blocks(index, q_terms, q_weights, k, alpha, scratch, n_touched, 
                     a0 = _entry_start(bm_anchors, bm_counts, e)
                     a1 = a0 + np.int64(bm_counts[e]) + 1
                     for p in range(a0, a1):
-                        block_acc[slots[p]] += w * np.int64(impacts[p])
+                        block_acc[np.uint64(slots[np.uint64(p)])] += w * np.int64(impacts[np.uint64(p)])
                     postings += a1 - a0
             first = blk * block_size
             for s in range(block_size):
@@ -756,13 +816,14 @@ def _score_candidates(index, q_terms, q_weights, k, scratch, stop_at, n_cand, to
             high = np.int64(h) << SEGMENT_BITS
             for e in range(bm_offsets[row + h], bm_offsets[row + h + 1]):
                 a0 = a1
-                a1 = a0 + np.int64(bm_counts[e]) + 1
-                blk = high + np.int64(bm_blocks[e])
-                if flag[blk] == CANDIDATE:
+                a1 = a0 + np.int64(bm_counts[np.uint64(e)]) + 1
+                blk = high + np.int64(bm_blocks[np.uint64(e)])
+                if flag[np.uint64(blk)] == CANDIDATE:
                     postings += a1 - a0
                     first = blk * block_size
-                    for p in range(a0, a1):  # no branch per posting: the scan below finds the documents
-                        acc[first + slots[p]] += w * impacts[p]
+                    entry_slots, entry_impacts = slots[a0:a1], impacts[a0:a1]
+                    for p in range(a1 - a0):  # no branch per posting: the scan below finds the documents
+                        acc[np.uint64(first + entry_slots[p])] += w * entry_impacts[p]
     for j in range(stop_at, stop_at + n_cand):
         size, theta = _drain_block(acc, np.int64(order[j]) * block_size, block_size, doc_order, num_docs, base, k,
                                    top, size, theta)

@@ -362,33 +362,24 @@ def test_auto_method_per_query_postings(random_indexes, monkeypatch):
     assert index._exhaustive_band("auto", "pruned", 1.0) == (0, 0)
 
 
-def test_auto_method_beyond_the_cache_prunes_the_light_queries_from_its_cut(random_indexes, monkeypatch):
-    """From the k cut, beyond the last-level cache, "auto" scores every posting only of the queries with at least
-    AUTO_BEYOND_CACHE_MIN_POSTINGS postings per document and prunes the others (pruned search adds to the stats,
-    exhaustive does not); the results stay exact, and a forced "exhaustive" still takes every query."""
+def test_auto_method_from_its_cut_scores_every_posting_beyond_the_cache_too(random_indexes, monkeypatch):
+    """From the k cut "auto" scores every posting of every query (pruned search adds to the stats, exhaustive does
+    not), beyond the last-level cache as within it, and the results stay exact."""
     import indexing.numba_index.index as numba_index
 
     docs, queries, indexes = random_indexes
     index = indexes["top-terms"]
     k = 2 * index.auto_exhaustive_k  # from the cut: "auto" resolves to exhaustive
     assert index.resolve_method("auto", k) == "exhaustive"
-    postings = np.diff(index.offsets)[queries.indices]
-    per_query = np.add.reduceat(postings, queries.indptr[:-1]) * (np.diff(queries.indptr) > 0)
-    middle = float(np.median(per_query)) / index.num_docs
-    monkeypatch.setattr(numba_index, "AUTO_BEYOND_CACHE_MIN_POSTINGS", middle)
-    monkeypatch.setattr(numba_index, "last_level_cache_bytes", lambda: 1024)
-    band = index._exhaustive_band("auto", "exhaustive", 1.0)
-    assert band == (int(index.num_docs * middle), 2**62)
-    heavy = per_query >= band[0]
-    assert 0 < heavy.sum() < len(heavy)
-    for q in range(queries.shape[0]):
+    for cache in (1024, 2**40):
+        monkeypatch.setattr(numba_index, "last_level_cache_bytes", lambda cache=cache: cache)
+        assert index._exhaustive_band("auto", "exhaustive", 1.0) == (0, 2**62)
         stats = np.zeros(3, np.int64)
-        auto = index.search_arrays(queries[q], k, quantized=True, threads=1, stats=stats)
-        assert (stats.sum() == 0) == bool(heavy[q]), f"query {q}: {per_query[q]} postings, band {band}"
-        assert_same(auto, top_k(queries[q], docs, k))
-    assert index._exhaustive_band("exhaustive", "exhaustive", 1.0) == (0, 2**62)  # forced stays forced
-    monkeypatch.setattr(numba_index, "last_level_cache_bytes", lambda: 2**40)  # within the cache: every query
-    assert index._exhaustive_band("auto", "exhaustive", 1.0) == (0, 2**62)
+        for q in range(queries.shape[0]):
+            assert_same(index.search_arrays(queries[q], k, quantized=True, threads=1, stats=stats),
+                        top_k(queries[q], docs, k))
+        assert stats.sum() == 0, f"cache of {cache} bytes: some queries were pruned"
+    assert index._exhaustive_band("pruned", "pruned", 1.0) == (0, 0)  # forced stays forced
 
 
 def test_auto_method_rule(random_indexes, monkeypatch):
