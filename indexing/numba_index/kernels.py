@@ -434,8 +434,11 @@ def _drain_block(acc, first, count, doc_order, num_docs, base, k, top, size, the
     n_chunks = (count + DRAIN_CHUNK - 1) // DRAIN_CHUNK
     if n_chunks < DRAIN_FLOOR_CHUNKS * k:
         for chunk_first in range(first, end, DRAIN_CHUNK):
-            size, theta, low = _drain_chunk(acc[chunk_first : min(chunk_first + DRAIN_CHUNK, end)], chunk_first,
-                                            doc_order, num_docs, base, k, top, size, theta, low)
+            chunk = acc[chunk_first : min(chunk_first + DRAIN_CHUNK, end)]
+            if np.int64(_chunk_max(chunk)) >= low:
+                size, theta, low = _offer_chunk(chunk, chunk_first, doc_order, num_docs, base, k, top, size, theta,
+                                                low)
+            chunk[:] = 0
         return size, theta
     maxima = np.empty(n_chunks, dtype=acc.dtype)
     for c in range(n_chunks):
@@ -444,7 +447,7 @@ def _drain_block(acc, first, count, doc_order, num_docs, base, k, top, size, the
     for c in range(n_chunks):
         if np.int64(maxima[c]) >= low:
             chunk_first = first + c * DRAIN_CHUNK
-            size, theta, low = _drain_chunk(acc[chunk_first : min(chunk_first + DRAIN_CHUNK, end)], chunk_first,
+            size, theta, low = _offer_chunk(acc[chunk_first : min(chunk_first + DRAIN_CHUNK, end)], chunk_first,
                                             doc_order, num_docs, base, k, top, size, theta, low)
     acc[first:end] = 0
     return size, theta
@@ -466,18 +469,15 @@ def _chunk_max(chunk):
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _drain_chunk(chunk, chunk_first, doc_order, num_docs, base, k, top, size, theta, low):
-    """The slots of one chunk (slot chunk_first onwards) scoring at least `low` into the top-k buffer, then the chunk
-    cleared; returns (size, theta, low)."""
-    if np.int64(_chunk_max(chunk)) >= low:
-        for j in range(chunk.shape[0]):
-            score = np.int64(chunk[j])
-            if score >= low:
-                doc = doc_order[np.uint64(chunk_first + j)]
-                size, theta = _offer(top, size, k, score * base + np.int64(num_docs - doc), base, theta)
-                low = max(theta, low)
+def _offer_chunk(chunk, chunk_first, doc_order, num_docs, base, k, top, size, theta, low):
+    """The slots of one chunk (slot chunk_first onwards) scoring at least `low` into the top-k buffer, the chunk left
+    as it is (_drain_block clears it); returns (size, theta, low)."""
     for j in range(chunk.shape[0]):
-        chunk[j] = 0
+        score = np.int64(chunk[j])
+        if score >= low:
+            doc = doc_order[np.uint64(chunk_first + j)]
+            size, theta = _offer(top, size, k, score * base + np.int64(num_docs - doc), base, theta)
+            low = max(theta, low)
     return size, theta, low
 
 
